@@ -1,0 +1,443 @@
+//! Typed settings: embedded defaults, then an optional file (`WAGGLE_CONFIG`), then the environment.
+//!
+//! Every value is read as a string (config-rs `try_parsing` stays off, so a numeric-looking secret such
+//! as `007` is never turned into the integer 7) and validated once into typed values. A failure names
+//! the environment variable to fix and never prints a secret.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The embedded defaults (`config/defaults.toml`).
+const DEFAULTS: &str = include_str!("../config/defaults.toml");
+
+/// Names of the environment variables Waggle reads. AppAPI's are unprefixed.
+pub mod env {
+    /// Path of an optional TOML configuration file.
+    pub const CONFIG_FILE: &str = "WAGGLE_CONFIG";
+    /// Prefix of Waggle's own variables.
+    pub const PREFIX: &str = "WAGGLE";
+    /// App id.
+    pub const APP_ID: &str = "APP_ID";
+    /// Shared secret with AppAPI.
+    pub const APP_SECRET: &str = "APP_SECRET";
+    /// Registered app version.
+    pub const APP_VERSION: &str = "APP_VERSION";
+    /// Display name.
+    pub const APP_DISPLAY_NAME: &str = "APP_DISPLAY_NAME";
+    /// Bind host.
+    pub const APP_HOST: &str = "APP_HOST";
+    /// Bind port.
+    pub const APP_PORT: &str = "APP_PORT";
+    /// Persistent volume.
+    pub const APP_PERSISTENT_STORAGE: &str = "APP_PERSISTENT_STORAGE";
+    /// Nextcloud base URL.
+    pub const NEXTCLOUD_URL: &str = "NEXTCLOUD_URL";
+    /// AppAPI version.
+    pub const AA_VERSION: &str = "AA_VERSION";
+    /// HaRP shared key (switches listening to the unix socket).
+    pub const HP_SHARED_KEY: &str = "HP_SHARED_KEY";
+    /// SaaS base URL.
+    pub const SERVICE_URL: &str = "WAGGLE_SERVICE_URL";
+    /// Pre-provisioned tenant key.
+    pub const TENANT_KEY: &str = "WAGGLE_TENANT_KEY";
+    /// Id of the pre-provisioned tenant key.
+    pub const TENANT_KEY_ID: &str = "WAGGLE_TENANT_KEY_ID";
+    /// Log format (`json` or `pretty`).
+    pub const LOG_FORMAT: &str = "WAGGLE_LOG_FORMAT";
+    /// HaRP unix socket path.
+    pub const HARP_SOCKET: &str = "WAGGLE_HARP_SOCKET";
+    /// Shutdown grace period in seconds.
+    pub const SHUTDOWN_GRACE_SECS: &str = "WAGGLE_SERVER__SHUTDOWN_GRACE_SECS";
+    /// Timeout of the lifecycle/admin route groups in seconds.
+    pub const LIFECYCLE_TIMEOUT_SECS: &str = "WAGGLE_SERVER__LIFECYCLE_TIMEOUT_SECS";
+    /// Timeout of one call to Nextcloud in seconds.
+    pub const NC_TIMEOUT_SECS: &str = "WAGGLE_NEXTCLOUD__TIMEOUT_SECS";
+    /// Connect timeout to Nextcloud in seconds.
+    pub const NC_CONNECT_TIMEOUT_SECS: &str = "WAGGLE_NEXTCLOUD__CONNECT_TIMEOUT_SECS";
+    /// Timeout of the init progress report in seconds.
+    pub const NC_STATUS_TIMEOUT_SECS: &str = "WAGGLE_NEXTCLOUD__STATUS_TIMEOUT_SECS";
+
+    /// AppAPI's unprefixed variables and the config keys they set.
+    pub(super) const APPAPI_KEYS: [(&str, &str); 10] = [
+        (APP_ID, "appapi.app_id"),
+        (APP_SECRET, "appapi.secret"),
+        (APP_VERSION, "appapi.version"),
+        (APP_DISPLAY_NAME, "appapi.display_name"),
+        (APP_HOST, "appapi.host"),
+        (APP_PORT, "appapi.port"),
+        (APP_PERSISTENT_STORAGE, "appapi.persistent_storage"),
+        (NEXTCLOUD_URL, "appapi.nextcloud_url"),
+        (AA_VERSION, "appapi.aa_version"),
+        (HP_SHARED_KEY, "appapi.harp_shared_key"),
+    ];
+}
+
+/// A configuration problem: the variable to fix and what is wrong, never the value.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable (or file key) to fix.
+    pub variable: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &str, problem: impl Into<String>) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// How logs are formatted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (default; for log collectors).
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Where the server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenOn {
+    /// TCP on `APP_HOST:APP_PORT`.
+    Tcp(SocketAddr),
+    /// HaRP's unix socket (when `HP_SHARED_KEY` is set).
+    Unix(PathBuf),
+}
+
+/// Identity and credentials AppAPI assigned to this app.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// `APP_ID`.
+    pub id: String,
+    /// `APP_SECRET`.
+    pub secret: SecretString,
+    /// `APP_VERSION`.
+    pub version: String,
+    /// `APP_DISPLAY_NAME`.
+    pub display_name: String,
+    /// `AA_VERSION` (may be empty).
+    pub aa_version: String,
+    /// `APP_PERSISTENT_STORAGE`.
+    pub storage_dir: PathBuf,
+}
+
+/// Server behaviour.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Where to listen.
+    pub listen: ListenOn,
+    /// Grace period for in-flight requests at shutdown.
+    pub shutdown_grace: Duration,
+    /// Timeout applied to the lifecycle and admin route groups.
+    pub lifecycle_timeout: Duration,
+}
+
+/// How Waggle reaches Nextcloud.
+#[derive(Debug, Clone)]
+pub struct NextcloudSettings {
+    /// `NEXTCLOUD_URL`, trailing `/index.php` and `/` removed, then one `/` appended.
+    pub url: Url,
+    /// Overall timeout of one call.
+    pub timeout: Duration,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of the init progress report.
+    pub status_timeout: Duration,
+}
+
+/// A tenant key given through the environment.
+#[derive(Debug, Clone)]
+pub struct TenantKeySettings {
+    /// Key id.
+    pub id: String,
+    /// Key material (the HMAC key is its UTF-8 bytes).
+    pub secret: SecretString,
+}
+
+/// How Waggle reaches the SaaS.
+#[derive(Debug, Clone)]
+pub struct SaasSettings {
+    /// `WAGGLE_SERVICE_URL`, with a trailing `/`.
+    pub service_url: Option<Url>,
+    /// A pre-provisioned tenant key.
+    pub tenant_key: Option<TenantKeySettings>,
+}
+
+/// The validated configuration, built once at start-up and shared as `Arc<Settings>`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// AppAPI identity.
+    pub app: AppSettings,
+    /// Server behaviour.
+    pub server: ServerSettings,
+    /// Nextcloud client.
+    pub nextcloud: NextcloudSettings,
+    /// SaaS.
+    pub saas: SaasSettings,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+// ---- raw shape, everything as strings -------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+struct RawAppApi {
+    app_id: Option<String>,
+    secret: Option<String>,
+    version: Option<String>,
+    display_name: Option<String>,
+    host: Option<String>,
+    port: Option<String>,
+    persistent_storage: Option<String>,
+    nextcloud_url: Option<String>,
+    aa_version: Option<String>,
+    harp_shared_key: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawServer {
+    shutdown_grace_secs: Option<String>,
+    lifecycle_timeout_secs: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawNextcloud {
+    timeout_secs: Option<String>,
+    connect_timeout_secs: Option<String>,
+    status_timeout_secs: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Raw {
+    #[serde(default)]
+    appapi: RawAppApi,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    nextcloud: RawNextcloud,
+    service_url: Option<String>,
+    tenant_key: Option<String>,
+    tenant_key_id: Option<String>,
+    log_format: Option<String>,
+    harp_socket: Option<String>,
+}
+
+impl Settings {
+    /// Loads from the process environment (and the file it names).
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(&std::env::vars().collect())
+    }
+
+    /// Loads from the given environment map; the test seam (tests never mutate the real environment).
+    pub fn load_from(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = vars.get(env::CONFIG_FILE).filter(|p| !p.is_empty()) {
+            if !std::path::Path::new(path).is_file() {
+                return Err(ConfigError::new(
+                    env::CONFIG_FILE,
+                    "names a file that does not exist",
+                ));
+            }
+            builder = builder.add_source(config::File::new(path, config::FileFormat::Toml));
+        }
+        // The environment is added last so it beats the file. `try_parsing` stays off on purpose.
+        builder = builder.add_source(
+            config::Environment::with_prefix(env::PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(vars.clone())),
+        );
+        for (var, key) in env::APPAPI_KEYS {
+            builder = builder
+                .set_override_option(key, vars.get(var).cloned())
+                .map_err(|e| ConfigError::new(var, e.to_string()))?;
+        }
+        let raw: Raw = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::new(env::CONFIG_FILE, format!("cannot be read: {e}")))?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: Raw) -> Result<Self, ConfigError> {
+        let a = raw.appapi;
+        let app_id = required(a.app_id, env::APP_ID)?;
+        if !app_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ConfigError::new(
+                env::APP_ID,
+                "may contain only letters, digits, `_` and `-`",
+            ));
+        }
+        let secret = exact(a.secret, env::APP_SECRET)?;
+        let nextcloud_url = nextcloud_url(&required(a.nextcloud_url, env::NEXTCLOUD_URL)?)?;
+        let host: IpAddr = required(a.host, env::APP_HOST)?
+            .parse()
+            .map_err(|_| ConfigError::new(env::APP_HOST, "is not an IP address"))?;
+        let port: u16 = required(a.port, env::APP_PORT)?
+            .parse()
+            .map_err(|_| ConfigError::new(env::APP_PORT, "is not a port number (0-65535)"))?;
+        let harp = non_empty(a.harp_shared_key);
+        let listen = match harp {
+            Some(_) => ListenOn::Unix(PathBuf::from(required(raw.harp_socket, env::HARP_SOCKET)?)),
+            None => ListenOn::Tcp(SocketAddr::new(host, port)),
+        };
+        let tenant_key = match (
+            raw.tenant_key.filter(|k| !k.is_empty()),
+            non_empty(raw.tenant_key_id),
+        ) {
+            (Some(key), Some(id)) => Some(TenantKeySettings {
+                id,
+                secret: SecretString::from(key),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    env::TENANT_KEY_ID,
+                    "is required when WAGGLE_TENANT_KEY is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    env::TENANT_KEY,
+                    "is required when WAGGLE_TENANT_KEY_ID is set",
+                ));
+            }
+        };
+        let service_url = non_empty(raw.service_url)
+            .map(|u| http_url(&u, env::SERVICE_URL))
+            .transpose()?;
+        let log_format = match non_empty(raw.log_format).as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(_) => {
+                return Err(ConfigError::new(
+                    env::LOG_FORMAT,
+                    "must be `json` or `pretty`",
+                ));
+            }
+        };
+        Ok(Self {
+            app: AppSettings {
+                id: app_id,
+                secret: SecretString::from(secret),
+                version: non_empty(a.version)
+                    .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+                display_name: non_empty(a.display_name).unwrap_or_else(|| "Waggle".to_owned()),
+                aa_version: a.aa_version.unwrap_or_default(),
+                storage_dir: PathBuf::from(required(
+                    a.persistent_storage,
+                    env::APP_PERSISTENT_STORAGE,
+                )?),
+            },
+            server: ServerSettings {
+                listen,
+                shutdown_grace: secs(raw.server.shutdown_grace_secs, env::SHUTDOWN_GRACE_SECS)?,
+                lifecycle_timeout: secs(
+                    raw.server.lifecycle_timeout_secs,
+                    env::LIFECYCLE_TIMEOUT_SECS,
+                )?,
+            },
+            nextcloud: NextcloudSettings {
+                url: nextcloud_url,
+                timeout: secs(raw.nextcloud.timeout_secs, env::NC_TIMEOUT_SECS)?,
+                connect_timeout: secs(
+                    raw.nextcloud.connect_timeout_secs,
+                    env::NC_CONNECT_TIMEOUT_SECS,
+                )?,
+                status_timeout: secs(
+                    raw.nextcloud.status_timeout_secs,
+                    env::NC_STATUS_TIMEOUT_SECS,
+                )?,
+            },
+            saas: SaasSettings {
+                service_url,
+                tenant_key,
+            },
+            log_format,
+        })
+    }
+
+    /// Whether the app runs behind HaRP (listening on the unix socket).
+    pub fn is_harp(&self) -> bool {
+        matches!(self.server.listen, ListenOn::Unix(_))
+    }
+}
+
+impl AppSettings {
+    /// The secret, for the two places that need it (inbound check, outbound header).
+    pub(crate) fn secret_bytes(&self) -> &[u8] {
+        self.secret.expose_secret().as_bytes()
+    }
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn required(v: Option<String>, var: &str) -> Result<String, ConfigError> {
+    non_empty(v).ok_or_else(|| ConfigError::new(var, "is required but not set"))
+}
+
+/// Secrets are taken byte for byte: no trimming.
+fn exact(v: Option<String>, var: &str) -> Result<String, ConfigError> {
+    v.filter(|s| !s.is_empty())
+        .ok_or_else(|| ConfigError::new(var, "is required but not set"))
+}
+
+fn secs(v: Option<String>, var: &str) -> Result<Duration, ConfigError> {
+    let n: u64 = required(v, var)?
+        .parse()
+        .map_err(|_| ConfigError::new(var, "is not a whole number of seconds"))?;
+    Ok(Duration::from_secs(n))
+}
+
+fn http_url(value: &str, var: &str) -> Result<Url, ConfigError> {
+    let mut url =
+        Url::parse(value).map_err(|e| ConfigError::new(var, format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::new(
+            var,
+            "must be an http:// or https:// URL with a host",
+        ));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(ConfigError::new(
+            var,
+            "must not carry credentials, a query or a fragment",
+        ));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// AppAPI's rule: strip a trailing `/index.php` and `/` from `NEXTCLOUD_URL`.
+fn nextcloud_url(value: &str) -> Result<Url, ConfigError> {
+    let trimmed = value.trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/index.php").unwrap_or(trimmed);
+    http_url(trimmed, env::NEXTCLOUD_URL)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! The only place header names are spelled. Every module refers to these constants, so a grep for a
+//! header name lands here, and the sensitive/internal lists below stay complete.
+
+use http::HeaderName;
+
+// --- AppAPI and HaRP (inbound from Nextcloud, outbound to Nextcloud) -------------------------------
+
+/// `AUTHORIZATION-APP-API`: base64 of `uid:APP_SECRET`; a bearer secret.
+pub const AUTHORIZATION_APP_API: HeaderName = HeaderName::from_static("authorization-app-api");
+/// `EX-APP-ID`: the registered app id.
+pub const EX_APP_ID: HeaderName = HeaderName::from_static("ex-app-id");
+/// `EX-APP-VERSION`: the registered app version (mandatory on calls to Nextcloud).
+pub const EX_APP_VERSION: HeaderName = HeaderName::from_static("ex-app-version");
+/// `AA-VERSION`: AppAPI version (HaRP sends the literal `32`; never compared).
+pub const AA_VERSION: HeaderName = HeaderName::from_static("aa-version");
+/// `AA-REQUEST-ID`: Nextcloud's request id, reused as ours when present.
+pub const AA_REQUEST_ID: HeaderName = HeaderName::from_static("aa-request-id");
+/// `HARP-SHARED-KEY`: HaRP's shared key; it reaches the app on AppAPI-originated calls under HaRP.
+pub const HARP_SHARED_KEY: HeaderName = HeaderName::from_static("harp-shared-key");
+/// `EX-APP-HOST`: set by AppAPI on HaRP daemons.
+pub const EX_APP_HOST: HeaderName = HeaderName::from_static("ex-app-host");
+/// `EX-APP-PORT`: set by AppAPI on HaRP daemons.
+pub const EX_APP_PORT: HeaderName = HeaderName::from_static("ex-app-port");
+/// `OCS-APIRequest`: required by OCS routes (412 without it).
+pub const OCS_APIREQUEST: HeaderName = HeaderName::from_static("ocs-apirequest");
+/// `X-Origin-IP`: client address as set by the PHP proxy.
+pub const X_ORIGIN_IP: HeaderName = HeaderName::from_static("x-origin-ip");
+
+// --- Waggle's own -----------------------------------------------------------------------------------
+
+/// `X-Request-Id`: the request id returned on every response.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `X-HTTP-Method-Override`: the real verb of a tunnelled request (the PHP proxy passes only
+/// GET/POST/PUT/DELETE).
+pub const X_HTTP_METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");
+/// `X-Waggle-User`: the Nextcloud user a signed request acts for (empty = system context).
+pub const X_WAGGLE_USER: HeaderName = HeaderName::from_static("x-waggle-user");
+/// `X-Waggle-Instance`: the Nextcloud instance id, on requests Waggle sends to the SaaS.
+pub const X_WAGGLE_INSTANCE: HeaderName = HeaderName::from_static("x-waggle-instance");
+/// `X-Waggle-Target`: on `/nc` callbacks, the Nextcloud path and query the SaaS wants called.
+pub const X_WAGGLE_TARGET: HeaderName = HeaderName::from_static("x-waggle-target");
+
+// --- Signatures (RFC 9421, RFC 9530) -----------------------------------------------------------------
+
+/// `Signature` (RFC 9421).
+pub const SIGNATURE: HeaderName = HeaderName::from_static("signature");
+/// `Signature-Input` (RFC 9421).
+pub const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
+/// `Content-Digest` (RFC 9530).
+pub const CONTENT_DIGEST: HeaderName = HeaderName::from_static("content-digest");
+
+/// Request headers whose values are secrets or credentials: marked sensitive before tracing and
+/// never logged.
+pub const SENSITIVE_REQUEST: [HeaderName; 6] = [
+    AUTHORIZATION_APP_API,
+    http::header::AUTHORIZATION,
+    http::header::COOKIE,
+    HARP_SHARED_KEY,
+    SIGNATURE,
+    SIGNATURE_INPUT,
+];

@@ -1,0 +1,24 @@
+//! Waggle: a Nextcloud External App (AppAPI ExApp) that connects Nextcloud to a remote SaaS.
+//!
+//! `main.rs` only parses the command line; everything else lives here so integration tests drive the
+//! same code: [`config::Settings`] → [`app::App::build`] → [`app::App::run_until_stopped`].
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod healthcheck;
+pub mod lifecycle;
+pub mod nextcloud;
+pub mod routes;
+pub mod shutdown;
+pub mod signing;
+pub mod spa;
+pub mod state;
+pub mod telemetry;
+pub mod tls;
+
+pub use app::App;
+pub use config::Settings;

@@ -1,0 +1,194 @@
+//! The AppAPI lifecycle: `GET /heartbeat`, `POST /init` (answers at once, works and reports progress
+//! in the background), `PUT /enabled?enabled=1|0` (runs the enable/disable hooks).
+//!
+//! AppAPI calls `/heartbeat` and `/enabled` on us while our own `progress: 100` report is still open,
+//! so the report runs in a task and never blocks serving.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::Instrument as _;
+
+use crate::auth::AppApiCaller;
+use crate::state::AppState;
+
+/// Where init stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "error", rename_all = "snake_case")]
+pub enum InitState {
+    /// `/init` was not called since start.
+    NotStarted,
+    /// Init work is running.
+    Running,
+    /// Init finished and progress 100 was reported.
+    Done,
+    /// Init failed; the message was reported to Nextcloud.
+    Failed(String),
+}
+
+/// Init and enable state, shared through `AppState`.
+#[derive(Debug)]
+pub struct Lifecycle {
+    init: Mutex<InitState>,
+    enabled: AtomicBool,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            init: Mutex::new(InitState::NotStarted),
+            enabled: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Lifecycle {
+    /// Current init state.
+    pub fn init_state(&self) -> InitState {
+        self.init.lock().expect("init lock").clone()
+    }
+
+    /// Whether Nextcloud last told us we are enabled.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+    }
+
+    /// Moves to `Running` unless a run is in progress; returns whether the caller should start one.
+    fn try_begin(&self) -> bool {
+        let mut state = self.init.lock().expect("init lock");
+        if *state == InitState::Running {
+            return false;
+        }
+        *state = InitState::Running;
+        true
+    }
+
+    fn finish(&self, outcome: InitState) {
+        *self.init.lock().expect("init lock") = outcome;
+    }
+}
+
+/// `GET /heartbeat`: cheap, unauthenticated, discloses nothing.
+pub async fn heartbeat() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `POST /init`: starts the init work (single-flight) and answers at once.
+pub async fn init(State(state): State<AppState>, _caller: AppApiCaller) -> Json<Value> {
+    start_init(&state);
+    Json(json!({}))
+}
+
+/// Starts init in the background unless it is already running. Steps are idempotent.
+pub fn start_init(state: &AppState) {
+    if !state.lifecycle.try_begin() {
+        tracing::info!("init already running; joining it");
+        return;
+    }
+    let task_state = state.clone();
+    let span = tracing::info_span!("init");
+    state.tasks.spawn(
+        async move {
+            let outcome = tokio::select! {
+                r = run_init(&task_state) => r,
+                () = task_state.shutdown.cancelled() => Err("shutting down during init".to_owned()),
+            };
+            match outcome {
+                Ok(()) => {
+                    task_state.lifecycle.finish(InitState::Done);
+                    tracing::info!("init finished");
+                }
+                Err(message) => {
+                    tracing::error!(error = %message, "init failed");
+                    task_state.lifecycle.finish(InitState::Failed(message.clone()));
+                    if let Err(e) = task_state.nc.report_init_error(&message).await {
+                        tracing::error!(error = %e, "could not report the init failure to Nextcloud");
+                    }
+                }
+            }
+        }
+        .instrument(span),
+    );
+}
+
+/// The init steps, each idempotent, with progress reported between them.
+async fn run_init(state: &AppState) -> Result<(), String> {
+    let nc = &state.nc;
+    report(nc, 10).await?;
+    prepare_storage(&state.settings.app.storage_dir)
+        .map_err(|e| format!("persistent storage is not usable: {e}"))?;
+    report(nc, 50).await?;
+    // Later steps (tenant key, UI registration, first reconcile) are added here, before 100.
+    report(nc, 100).await
+}
+
+async fn report(nc: &crate::nextcloud::NcClient, progress: u8) -> Result<(), String> {
+    nc.report_init_progress(progress)
+        .await
+        .map_err(|e| format!("cannot report init progress to Nextcloud: {e}"))
+}
+
+/// Creates the storage directory and proves it is writable.
+pub fn prepare_storage(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".waggle-write-probe");
+    std::fs::write(&probe, b"ok")?;
+    std::fs::remove_file(probe)
+}
+
+/// `enabled` query parameter.
+#[derive(Debug, Deserialize)]
+pub struct EnabledQuery {
+    enabled: Option<String>,
+}
+
+/// `PUT /enabled?enabled=1|0`: runs the hooks; a non-empty `error` keeps the app disabled.
+pub async fn enabled(
+    State(state): State<AppState>,
+    _caller: AppApiCaller,
+    Query(q): Query<EnabledQuery>,
+) -> (StatusCode, Json<Value>) {
+    let enable = match q.enabled.as_deref() {
+        Some("1") => true,
+        Some("0") => false,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "query parameter `enabled` must be 1 or 0" })),
+            );
+        }
+    };
+    let result = if enable {
+        on_enable(&state).await
+    } else {
+        on_disable(&state)
+    };
+    match result {
+        Ok(()) => {
+            state.lifecycle.enabled.store(enable, Ordering::SeqCst);
+            tracing::info!(enabled = enable, "enabled state changed");
+            (StatusCode::OK, Json(json!({ "error": "" })))
+        }
+        Err(message) => {
+            tracing::error!(enabled = enable, error = %message, "enable hook failed");
+            (StatusCode::OK, Json(json!({ "error": message })))
+        }
+    }
+}
+
+/// Enable hooks. Later issues register UI entries and webhooks here.
+async fn on_enable(state: &AppState) -> Result<(), String> {
+    prepare_storage(&state.settings.app.storage_dir)
+        .map_err(|e| format!("persistent storage is not usable: {e}"))
+}
+
+/// Disable hooks: called before the container stops, so Nextcloud is still reachable. Later issues
+/// unregister webhooks here; today there is nothing to undo.
+fn on_disable(_state: &AppState) -> Result<(), String> {
+    Ok(())
+}

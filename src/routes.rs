@@ -1,0 +1,132 @@
+//! The router: every route group with its access policy, and the whole middleware stack in one place.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use tower::ServiceBuilder;
+use tower_http::auth::AsyncRequireAuthorizationLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::appapi::CredentialCheck;
+use crate::auth::{Access, AppApiAuth};
+use crate::error::{ApiError, ErrorReport};
+use crate::state::AppState;
+use crate::{admin, headers, lifecycle, spa, telemetry};
+
+/// Builds the complete router for `state`.
+pub fn router(state: AppState) -> Router {
+    let settings = &state.settings;
+    let check = CredentialCheck::new(&settings.app.id, settings.app.secret_bytes());
+    let auth = |access: Access| {
+        let nc = (access == Access::Admin).then(|| state.nc.clone());
+        AsyncRequireAuthorizationLayer::new(AppApiAuth::new(check.clone(), access, nc))
+    };
+    // Lifecycle and admin handlers are short; streaming groups (added later) get no global timeout.
+    let short = || {
+        TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.server.lifecycle_timeout,
+        )
+    };
+
+    // Auth goes on with `route_layer`, so a path no route matches stays 404 instead of becoming 401.
+    let heartbeat = Router::new().route("/heartbeat", get(lifecycle::heartbeat));
+    let lifecycle = Router::new()
+        .route("/init", post(lifecycle::init))
+        .route("/enabled", put(lifecycle::enabled))
+        .route_layer(auth(Access::System))
+        .layer(short());
+    let assets = Router::new()
+        .route("/js/{*path}", get(spa::asset))
+        .route("/css/{*path}", get(spa::asset))
+        .route("/img/{*path}", get(spa::asset))
+        .route("/assets/{*path}", get(spa::asset))
+        .route_layer(auth(Access::System));
+    let shell = Router::new()
+        .route("/", get(spa::shell))
+        .route("/index.html", get(spa::shell))
+        .route_layer(auth(Access::User));
+    let admin = Router::new()
+        .route("/admin/status", get(admin::status))
+        .route_layer(auth(Access::Admin))
+        .layer(short());
+
+    // The middleware stack, outermost first. The order matters:
+    // 1. catch panics, so even a bug answers with our JSON error shape;
+    // 2. assign the request id (reusing `AA-REQUEST-ID`) before the span is made, so the span has it;
+    // 3. mark secret-bearing request headers sensitive before anything could trace them;
+    // 4. one span per request;
+    // 5. log handler errors inside that span (handlers only attach an `ErrorReport`);
+    // 6. echo the request id on the response;
+    // 7. mark `Set-Cookie` sensitive on the way out;
+    // 8. security headers, and `Cache-Control: no-store` where a handler set none (Nextcloud's proxy
+    //    would otherwise add a one-hour cache).
+    let stack = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+            },
+        ))
+        .layer(SetRequestIdLayer::new(
+            headers::X_REQUEST_ID,
+            telemetry::MakeWaggleRequestId,
+        ))
+        .layer(SetSensitiveRequestHeadersLayer::new(
+            headers::SENSITIVE_REQUEST,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::make_span)
+                .on_request(())
+                .on_response(telemetry::on_response)
+                .on_failure(()),
+        )
+        .layer(middleware::from_fn(log_errors))
+        .layer(PropagateRequestIdLayer::new(headers::X_REQUEST_ID))
+        .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+
+    Router::new()
+        .merge(heartbeat)
+        .merge(lifecycle)
+        .merge(assets)
+        .merge(shell)
+        .merge(admin)
+        .fallback(|| async { ApiError::NotFound })
+        .layer(stack)
+        .with_state(state)
+}
+
+/// Logs the `ErrorReport` a handler attached: 5xx at error, client mistakes at debug.
+async fn log_errors(request: Request<Body>, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(report) = response.extensions().get::<ErrorReport>() {
+        if response.status().is_server_error() {
+            tracing::error!(code = report.code, error = %report.detail, "request failed");
+        } else {
+            tracing::debug!(code = report.code, error = %report.detail, "request refused");
+        }
+    }
+    response
+}
