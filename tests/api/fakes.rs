@@ -1,0 +1,206 @@
+//! Loopback fakes: an axum server on 127.0.0.1:0 that records every request (method, URI, headers,
+//! body) and answers from scripted rules.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// One request as it crossed the wire.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub(crate) method: Method,
+    pub(crate) uri: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Recorded {
+    pub(crate) fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap_or("")
+    }
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("recorded body is JSON")
+    }
+}
+
+type Responder =
+    Arc<dyn Fn(Recorded) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
+
+struct Rule {
+    method: Method,
+    path: String,
+    remaining: Option<usize>,
+    respond: Responder,
+}
+
+#[derive(Default)]
+struct Shared {
+    log: Mutex<Vec<Recorded>>,
+    rules: Mutex<VecDeque<Rule>>,
+    arrived: Notify,
+}
+
+/// A scripted HTTP server on loopback.
+#[derive(Clone)]
+pub(crate) struct Fake {
+    pub(crate) addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Fake {
+    pub(crate) async fn start() -> Self {
+        let shared = Arc::new(Shared::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let s = shared.clone();
+        let app = Router::new().fallback(move |req: Request| handle(s.clone(), req));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, shared }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Answers `method path` with the async `respond` (newest rule wins; `times` limits its uses).
+    pub(crate) fn on_async<F, Fut>(
+        &self,
+        method: Method,
+        path: &str,
+        times: Option<usize>,
+        respond: F,
+    ) where
+        F: Fn(Recorded) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let respond: Responder = Arc::new(move |r| Box::pin(respond(r)));
+        self.shared.rules.lock().unwrap().push_front(Rule {
+            method,
+            path: path.to_owned(),
+            remaining: times,
+            respond,
+        });
+    }
+
+    /// Answers `method path` with a fixed status and JSON body.
+    pub(crate) fn on(&self, method: Method, path: &str, status: StatusCode, body: Value) {
+        self.on_async(method, path, None, move |_| {
+            let body = body.clone();
+            async move { (status, axum::Json(body)).into_response() }
+        });
+    }
+
+    /// Everything received so far.
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    /// Requests to `path`.
+    pub(crate) fn requests_to(&self, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path() == path)
+            .collect()
+    }
+
+    /// Waits until `pred` holds over the log, or panics after `timeout`.
+    pub(crate) async fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[Recorded]) -> bool,
+    ) -> Vec<Recorded> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.arrived.notified();
+            let log = self.requests();
+            if pred(&log) {
+                return log;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "condition not met within {timeout:?}; received: {:#?}",
+                    self.requests()
+                );
+            }
+        }
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let recorded = Recorded {
+        method: parts.method.clone(),
+        uri: parts.uri.to_string(),
+        headers: parts.headers.clone(),
+        body,
+    };
+    shared.log.lock().unwrap().push(recorded.clone());
+    shared.arrived.notify_waiters();
+    let responder = {
+        let mut rules = shared.rules.lock().unwrap();
+        let found = rules
+            .iter_mut()
+            .find(|r| r.method == recorded.method && r.path == recorded.path());
+        match found {
+            Some(rule) => {
+                if let Some(n) = rule.remaining.as_mut() {
+                    *n -= 1;
+                }
+                let respond = rule.respond.clone();
+                rules.retain(|r| r.remaining != Some(0));
+                Some(respond)
+            }
+            None => None,
+        }
+    };
+    match responder {
+        Some(respond) => respond(recorded).await,
+        None => (StatusCode::NOT_FOUND, Body::from("no rule")).into_response(),
+    }
+}
+
+/// An OCS success envelope.
+pub(crate) fn ocs_ok(data: &Value) -> Value {
+    json!({ "ocs": { "meta": { "status": "ok", "statuscode": 200, "message": "OK" }, "data": data } })
+}
+
+/// A fake Nextcloud with the AppAPI status endpoint and user lookups scripted.
+pub(crate) async fn nextcloud() -> Fake {
+    let nc = Fake::start().await;
+    nc.on(
+        Method::PUT,
+        "/ocs/v1.php/apps/app_api/ex-app/status",
+        StatusCode::OK,
+        ocs_ok(&json!([])),
+    );
+    nc.on(
+        Method::GET,
+        "/ocs/v2.php/cloud/users/admin",
+        StatusCode::OK,
+        ocs_ok(&json!({"id":"admin","groups":["admin"]})),
+    );
+    nc.on(
+        Method::GET,
+        "/ocs/v2.php/cloud/users/alice",
+        StatusCode::OK,
+        ocs_ok(&json!({"id":"alice","groups":["staff"]})),
+    );
+    nc
+}
