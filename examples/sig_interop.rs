@@ -14,8 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use serde::{Deserialize, Serialize};
 use waggle::headers;
 use waggle::signing::{
-    Message, Purpose, SigningKey, VerifyPolicy, api_components, callback_required,
-    content_digest_value, random_nonce, sign_request, verify_content_digest, verify_request,
+    Message, Purpose, SigningKey, VerifyPolicy, api_components, callback_required, content_digest_value,
+    random_nonce, sign_request, verify_content_digest, verify_request,
 };
 
 const KEY_ID: &str = "interop-key";
@@ -34,9 +34,7 @@ struct Line {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn sign_one(
@@ -56,25 +54,16 @@ fn sign_one(
             HeaderValue::from_str(v).expect("value"),
         );
     }
-    map.insert(
-        headers::CONTENT_DIGEST,
-        HeaderValue::from_str(&content_digest_value(body)).expect("digest"),
-    );
+    map.insert(headers::CONTENT_DIGEST, HeaderValue::from_str(&content_digest_value(body)).expect("digest"));
     let covered = match purpose {
         Purpose::Api => api_components(),
         Purpose::Callback => callback_required(&map),
     };
     let key = SigningKey::from_tenant_key(KEY_ID, TENANT_KEY);
     let nonce = random_nonce(&mut rand::rng());
-    let signed = sign_request(
-        &key,
-        purpose,
-        &Message::from_uri(&method, &uri, &map),
-        &covered,
-        now(),
-        &nonce,
-    )
-    .expect("sign");
+    let signed =
+        sign_request(&key, purpose, &Message::from_uri(&method, &uri, &map), &covered, now(), &nonce)
+            .expect("sign");
     signed.apply(&mut map).expect("apply");
     Line {
         name: name.to_owned(),
@@ -96,17 +85,11 @@ fn sign_one(
 }
 
 fn sign_all() {
-    let user = [
-        ("x-waggle-user", "alice"),
-        ("x-waggle-instance", "oc7h2k9x1q"),
-    ];
+    let user = [("x-waggle-user", "alice"), ("x-waggle-instance", "oc7h2k9x1q")];
     let json = [("content-type", "application/json"), user[0], user[1]];
     let propfind = [
         ("x-http-method-override", "PROPFIND"),
-        (
-            "x-waggle-target",
-            "/remote.php/dav/files/alice/Photos%20%C3%A9t%C3%A9/",
-        ),
+        ("x-waggle-target", "/remote.php/dav/files/alice/Photos%20%C3%A9t%C3%A9/"),
         ("x-waggle-user", "alice"),
         ("content-type", "application/xml; charset=utf-8"),
         ("depth", "1"),
@@ -120,7 +103,14 @@ fn sign_all() {
             &user,
             b"",
         ),
-        sign_one("api-post-json", Purpose::Api, "POST", "https://SaaS.Example.com:443/api/v1/notes", &json, "{\"t\":\"h\u{e9}\"}".as_bytes()),
+        sign_one(
+            "api-post-json",
+            Purpose::Api,
+            "POST",
+            "https://SaaS.Example.com:443/api/v1/notes",
+            &json,
+            "{\"t\":\"h\u{e9}\"}".as_bytes(),
+        ),
         sign_one(
             "api-empty-system",
             Purpose::Api,
@@ -129,7 +119,14 @@ fn sign_all() {
             &[("x-waggle-user", ""), ("x-waggle-instance", "oc7h2k9x1q")],
             b"",
         ),
-        sign_one("api-put", Purpose::Api, "PUT", "http://127.0.0.1:8080/api/v1/items/7?v=2", &json, b"[1,2,3]"),
+        sign_one(
+            "api-put",
+            Purpose::Api,
+            "PUT",
+            "http://127.0.0.1:8080/api/v1/items/7?v=2",
+            &json,
+            b"[1,2,3]",
+        ),
         sign_one(
             "callback-propfind-override",
             Purpose::Callback,
@@ -159,14 +156,9 @@ fn verify_one(line: &Line) -> Result<String, String> {
     let mut map = HeaderMap::new();
     for (k, v) in &line.headers {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header name: {e}"))?;
-        map.append(
-            name,
-            HeaderValue::from_str(v).map_err(|e| format!("header value: {e}"))?,
-        );
+        map.append(name, HeaderValue::from_str(v).map_err(|e| format!("header value: {e}"))?);
     }
-    let body = STANDARD
-        .decode(&line.body_b64)
-        .map_err(|e| format!("body: {e}"))?;
+    let body = STANDARD.decode(&line.body_b64).map_err(|e| format!("body: {e}"))?;
     let policy = match line.purpose.as_str() {
         "api" => VerifyPolicy::api(now()),
         "callback" => VerifyPolicy::callback(now(), &map),
@@ -175,17 +167,9 @@ fn verify_one(line: &Line) -> Result<String, String> {
     let message = Message::from_uri(&method, &uri, &map);
     let lookup = |id: &str| (id == line.key_id).then_some(line.key.as_bytes());
     let verified = verify_request(&message, lookup, &policy).map_err(|e| e.code().to_owned())?;
-    let digest = map
-        .get(headers::CONTENT_DIGEST)
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no content-digest")?;
+    let digest = map.get(headers::CONTENT_DIGEST).and_then(|v| v.to_str().ok()).ok_or("no content-digest")?;
     verify_content_digest(digest, &body).map_err(|e| e.code().to_owned())?;
-    Ok(format!(
-        "keyid={} nonce={} covered={}",
-        verified.keyid,
-        verified.nonce,
-        verified.covered.len()
-    ))
+    Ok(format!("keyid={} nonce={} covered={}", verified.keyid, verified.nonce, verified.covered.len()))
 }
 
 fn verify_all() -> bool {
@@ -197,14 +181,10 @@ fn verify_all() -> bool {
             continue;
         }
         count += 1;
-        let result = serde_json::from_str::<Line>(&raw)
-            .map_err(|e| format!("json: {e}"))
-            .and_then(|l| {
-                let name = l.name.clone();
-                verify_one(&l)
-                    .map(|ok| (name.clone(), ok))
-                    .map_err(|e| format!("{name}: {e}"))
-            });
+        let result = serde_json::from_str::<Line>(&raw).map_err(|e| format!("json: {e}")).and_then(|l| {
+            let name = l.name.clone();
+            verify_one(&l).map(|ok| (name.clone(), ok)).map_err(|e| format!("{name}: {e}"))
+        });
         match result {
             Ok((name, detail)) => println!("OK   {name} {detail}"),
             Err(e) => {

@@ -25,9 +25,7 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("local_addr", &self.local_addr())
-            .finish_non_exhaustive()
+        f.debug_struct("App").field("local_addr", &self.local_addr()).finish_non_exhaustive()
     }
 }
 
@@ -41,11 +39,9 @@ impl App {
             )
         })?;
         let bound = match &settings.server.listen {
-            ListenOn::Tcp(addr) => Bound::Tcp(
-                TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr}"))?,
-            ),
+            ListenOn::Tcp(addr) => {
+                Bound::Tcp(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?)
+            }
             ListenOn::Unix(path) => Bound::Unix(bind_unix(path)?, path.clone()),
         };
         let state = AppState::new(Arc::new(settings))?;
@@ -82,22 +78,12 @@ impl App {
         let router = crate::routes::router(state.clone());
         let drain = token.clone().cancelled_owned();
         let (server, socket) = match self.bound {
-            Bound::Tcp(l) => (
-                tokio::spawn(
-                    axum::serve(l, router)
-                        .with_graceful_shutdown(drain)
-                        .into_future(),
-                ),
-                None,
-            ),
-            Bound::Unix(l, p) => (
-                tokio::spawn(
-                    axum::serve(l, router)
-                        .with_graceful_shutdown(drain)
-                        .into_future(),
-                ),
-                Some(p),
-            ),
+            Bound::Tcp(l) => {
+                (tokio::spawn(axum::serve(l, router).with_graceful_shutdown(drain).into_future()), None)
+            }
+            Bound::Unix(l, p) => {
+                (tokio::spawn(axum::serve(l, router).with_graceful_shutdown(drain).into_future()), Some(p))
+            }
         };
         let mut server = server;
         let early = tokio::select! {
@@ -118,9 +104,7 @@ impl App {
                 })
                 .await;
                 match drained {
-                    Ok(served) => served
-                        .context("server task failed")?
-                        .context("server stopped"),
+                    Ok(served) => served.context("server task failed")?.context("server stopped"),
                     Err(_) => {
                         tracing::warn!(
                             grace_secs = grace.as_secs(),
@@ -143,11 +127,7 @@ impl App {
 fn bind_unix(path: &std::path::Path) -> anyhow::Result<UnixListener> {
     use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
-        anyhow::ensure!(
-            meta.file_type().is_socket(),
-            "{} exists and is not a socket",
-            path.display()
-        );
+        anyhow::ensure!(meta.file_type().is_socket(), "{} exists and is not a socket", path.display());
         std::fs::remove_file(path)
             .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }

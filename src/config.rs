@@ -62,6 +62,18 @@ pub mod env {
     pub const NC_CONNECT_TIMEOUT_SECS: &str = "WAGGLE_NEXTCLOUD__CONNECT_TIMEOUT_SECS";
     /// Timeout of the init progress report in seconds.
     pub const NC_STATUS_TIMEOUT_SECS: &str = "WAGGLE_NEXTCLOUD__STATUS_TIMEOUT_SECS";
+    /// Nextcloud's public URL (browser origin; callback URLs). Defaults to `NEXTCLOUD_URL`.
+    pub const NC_PUBLIC_URL: &str = "WAGGLE_NC_PUBLIC_URL";
+    /// Time to wait for upstream response headers, seconds.
+    pub const PROXY_HEADER_TIMEOUT_SECS: &str = "WAGGLE_PROXY__HEADER_TIMEOUT_SECS";
+    /// Longest pause between two body chunks, either direction, seconds.
+    pub const PROXY_IDLE_TIMEOUT_SECS: &str = "WAGGLE_PROXY__IDLE_TIMEOUT_SECS";
+    /// Request bodies up to this size are hashed in memory; larger ones are spooled to disk.
+    pub const PROXY_MEMORY_BODY_BYTES: &str = "WAGGLE_PROXY__MEMORY_BODY_BYTES";
+    /// Largest request body forwarded to the SaaS (413 beyond).
+    pub const PROXY_API_BODY_CAP_BYTES: &str = "WAGGLE_PROXY__API_BODY_CAP_BYTES";
+    /// Largest WebSocket message relayed, bytes.
+    pub const PROXY_WS_MAX_MESSAGE_BYTES: &str = "WAGGLE_PROXY__WS_MAX_MESSAGE_BYTES";
 
     /// AppAPI's unprefixed variables and the config keys they set.
     pub(super) const APPAPI_KEYS: [(&str, &str); 10] = [
@@ -90,10 +102,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(variable: &str, problem: impl Into<String>) -> Self {
-        Self {
-            variable: variable.to_owned(),
-            problem: problem.into(),
-        }
+        Self { variable: variable.to_owned(), problem: problem.into() }
     }
 }
 
@@ -154,6 +163,23 @@ pub struct NextcloudSettings {
     pub connect_timeout: Duration,
     /// Timeout of the init progress report.
     pub status_timeout: Duration,
+    /// The public URL browsers use (`WAGGLE_NC_PUBLIC_URL`, default `NEXTCLOUD_URL`).
+    pub public_url: Url,
+}
+
+/// The streaming proxy (shared by `/api`, `/auth` and `/nc`).
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Time to wait for upstream response headers.
+    pub header_timeout: Duration,
+    /// Longest pause between two body chunks.
+    pub idle_timeout: Duration,
+    /// Bodies up to this many bytes stay in memory while hashed; larger ones are spooled.
+    pub memory_body_bytes: u64,
+    /// Largest request body accepted on `/api` and `/auth`.
+    pub api_body_cap_bytes: u64,
+    /// Largest WebSocket message relayed.
+    pub ws_max_message_bytes: usize,
 }
 
 /// A tenant key given through the environment.
@@ -185,6 +211,8 @@ pub struct Settings {
     pub nextcloud: NextcloudSettings,
     /// SaaS.
     pub saas: SaasSettings,
+    /// Streaming proxy.
+    pub proxy: ProxySettings,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -219,7 +247,19 @@ struct RawNextcloud {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawProxy {
+    header_timeout_secs: Option<String>,
+    idle_timeout_secs: Option<String>,
+    memory_body_bytes: Option<String>,
+    api_body_cap_bytes: Option<String>,
+    ws_max_message_bytes: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct Raw {
+    #[serde(default)]
+    proxy: RawProxy,
+    nc_public_url: Option<String>,
     #[serde(default)]
     appapi: RawAppApi,
     #[serde(default)]
@@ -241,14 +281,11 @@ impl Settings {
 
     /// Loads from the given environment map; the test seam (tests never mutate the real environment).
     pub fn load_from(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = vars.get(env::CONFIG_FILE).filter(|p| !p.is_empty()) {
             if !std::path::Path::new(path).is_file() {
-                return Err(ConfigError::new(
-                    env::CONFIG_FILE,
-                    "names a file that does not exist",
-                ));
+                return Err(ConfigError::new(env::CONFIG_FILE, "names a file that does not exist"));
             }
             builder = builder.add_source(config::File::new(path, config::FileFormat::Toml));
         }
@@ -274,17 +311,15 @@ impl Settings {
     fn validate(raw: Raw) -> Result<Self, ConfigError> {
         let a = raw.appapi;
         let app_id = required(a.app_id, env::APP_ID)?;
-        if !app_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            return Err(ConfigError::new(
-                env::APP_ID,
-                "may contain only letters, digits, `_` and `-`",
-            ));
+        if !app_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(ConfigError::new(env::APP_ID, "may contain only letters, digits, `_` and `-`"));
         }
         let secret = exact(a.secret, env::APP_SECRET)?;
-        let nextcloud_url = nextcloud_url(&required(a.nextcloud_url, env::NEXTCLOUD_URL)?)?;
+        let nextcloud_url = nc_url(&required(a.nextcloud_url, env::NEXTCLOUD_URL)?, env::NEXTCLOUD_URL)?;
+        let public_url = match non_empty(raw.nc_public_url) {
+            Some(u) => nc_url(&u, env::NC_PUBLIC_URL)?,
+            None => nextcloud_url.clone(),
+        };
         let host: IpAddr = required(a.host, env::APP_HOST)?
             .parse()
             .map_err(|_| ConfigError::new(env::APP_HOST, "is not an IP address"))?;
@@ -296,14 +331,8 @@ impl Settings {
             Some(_) => ListenOn::Unix(PathBuf::from(required(raw.harp_socket, env::HARP_SOCKET)?)),
             None => ListenOn::Tcp(SocketAddr::new(host, port)),
         };
-        let tenant_key = match (
-            raw.tenant_key.filter(|k| !k.is_empty()),
-            non_empty(raw.tenant_key_id),
-        ) {
-            (Some(key), Some(id)) => Some(TenantKeySettings {
-                id,
-                secret: SecretString::from(key),
-            }),
+        let tenant_key = match (raw.tenant_key.filter(|k| !k.is_empty()), non_empty(raw.tenant_key_id)) {
+            (Some(key), Some(id)) => Some(TenantKeySettings { id, secret: SecretString::from(key) }),
             (None, None) => None,
             (Some(_), None) => {
                 return Err(ConfigError::new(
@@ -318,56 +347,47 @@ impl Settings {
                 ));
             }
         };
-        let service_url = non_empty(raw.service_url)
-            .map(|u| http_url(&u, env::SERVICE_URL))
-            .transpose()?;
+        let service_url = non_empty(raw.service_url).map(|u| http_url(&u, env::SERVICE_URL)).transpose()?;
         let log_format = match non_empty(raw.log_format).as_deref() {
             None | Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
             Some(_) => {
-                return Err(ConfigError::new(
-                    env::LOG_FORMAT,
-                    "must be `json` or `pretty`",
-                ));
+                return Err(ConfigError::new(env::LOG_FORMAT, "must be `json` or `pretty`"));
             }
         };
         Ok(Self {
             app: AppSettings {
                 id: app_id,
                 secret: SecretString::from(secret),
-                version: non_empty(a.version)
-                    .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
+                version: non_empty(a.version).unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned()),
                 display_name: non_empty(a.display_name).unwrap_or_else(|| "Waggle".to_owned()),
                 aa_version: a.aa_version.unwrap_or_default(),
-                storage_dir: PathBuf::from(required(
-                    a.persistent_storage,
-                    env::APP_PERSISTENT_STORAGE,
-                )?),
+                storage_dir: PathBuf::from(required(a.persistent_storage, env::APP_PERSISTENT_STORAGE)?),
             },
             server: ServerSettings {
                 listen,
                 shutdown_grace: secs(raw.server.shutdown_grace_secs, env::SHUTDOWN_GRACE_SECS)?,
-                lifecycle_timeout: secs(
-                    raw.server.lifecycle_timeout_secs,
-                    env::LIFECYCLE_TIMEOUT_SECS,
-                )?,
+                lifecycle_timeout: secs(raw.server.lifecycle_timeout_secs, env::LIFECYCLE_TIMEOUT_SECS)?,
             },
             nextcloud: NextcloudSettings {
                 url: nextcloud_url,
                 timeout: secs(raw.nextcloud.timeout_secs, env::NC_TIMEOUT_SECS)?,
-                connect_timeout: secs(
-                    raw.nextcloud.connect_timeout_secs,
-                    env::NC_CONNECT_TIMEOUT_SECS,
-                )?,
-                status_timeout: secs(
-                    raw.nextcloud.status_timeout_secs,
-                    env::NC_STATUS_TIMEOUT_SECS,
-                )?,
+                connect_timeout: secs(raw.nextcloud.connect_timeout_secs, env::NC_CONNECT_TIMEOUT_SECS)?,
+                status_timeout: secs(raw.nextcloud.status_timeout_secs, env::NC_STATUS_TIMEOUT_SECS)?,
+                public_url,
             },
-            saas: SaasSettings {
-                service_url,
-                tenant_key,
+            proxy: ProxySettings {
+                header_timeout: secs(raw.proxy.header_timeout_secs, env::PROXY_HEADER_TIMEOUT_SECS)?,
+                idle_timeout: secs(raw.proxy.idle_timeout_secs, env::PROXY_IDLE_TIMEOUT_SECS)?,
+                memory_body_bytes: number(raw.proxy.memory_body_bytes, env::PROXY_MEMORY_BODY_BYTES)?,
+                api_body_cap_bytes: number(raw.proxy.api_body_cap_bytes, env::PROXY_API_BODY_CAP_BYTES)?,
+                ws_max_message_bytes: usize::try_from(number(
+                    raw.proxy.ws_max_message_bytes,
+                    env::PROXY_WS_MAX_MESSAGE_BYTES,
+                )?)
+                .map_err(|_| ConfigError::new(env::PROXY_WS_MAX_MESSAGE_BYTES, "is too large"))?,
             },
+            saas: SaasSettings { service_url, tenant_key },
             log_format,
         })
     }
@@ -395,35 +415,30 @@ fn required(v: Option<String>, var: &str) -> Result<String, ConfigError> {
 
 /// Secrets are taken byte for byte: no trimming.
 fn exact(v: Option<String>, var: &str) -> Result<String, ConfigError> {
-    v.filter(|s| !s.is_empty())
-        .ok_or_else(|| ConfigError::new(var, "is required but not set"))
+    v.filter(|s| !s.is_empty()).ok_or_else(|| ConfigError::new(var, "is required but not set"))
 }
 
 fn secs(v: Option<String>, var: &str) -> Result<Duration, ConfigError> {
-    let n: u64 = required(v, var)?
-        .parse()
-        .map_err(|_| ConfigError::new(var, "is not a whole number of seconds"))?;
+    let n: u64 =
+        required(v, var)?.parse().map_err(|_| ConfigError::new(var, "is not a whole number of seconds"))?;
     Ok(Duration::from_secs(n))
 }
 
+fn number(v: Option<String>, var: &str) -> Result<u64, ConfigError> {
+    required(v, var)?.parse().map_err(|_| ConfigError::new(var, "is not a whole number"))
+}
+
 fn http_url(value: &str, var: &str) -> Result<Url, ConfigError> {
-    let mut url =
-        Url::parse(value).map_err(|e| ConfigError::new(var, format!("is not a URL ({e})")))?;
+    let mut url = Url::parse(value).map_err(|e| ConfigError::new(var, format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ConfigError::new(
-            var,
-            "must be an http:// or https:// URL with a host",
-        ));
+        return Err(ConfigError::new(var, "must be an http:// or https:// URL with a host"));
     }
     if url.query().is_some()
         || url.fragment().is_some()
         || !url.username().is_empty()
         || url.password().is_some()
     {
-        return Err(ConfigError::new(
-            var,
-            "must not carry credentials, a query or a fragment",
-        ));
+        return Err(ConfigError::new(var, "must not carry credentials, a query or a fragment"));
     }
     if !url.path().ends_with('/') {
         let path = format!("{}/", url.path());
@@ -432,11 +447,11 @@ fn http_url(value: &str, var: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// AppAPI's rule: strip a trailing `/index.php` and `/` from `NEXTCLOUD_URL`.
-fn nextcloud_url(value: &str) -> Result<Url, ConfigError> {
+/// AppAPI's rule: strip a trailing `/index.php` and `/` from a Nextcloud URL.
+fn nc_url(value: &str, var: &str) -> Result<Url, ConfigError> {
     let trimmed = value.trim_end_matches('/');
     let trimmed = trimmed.strip_suffix("/index.php").unwrap_or(trimmed);
-    http_url(trimmed, env::NEXTCLOUD_URL)
+    http_url(trimmed, var)
 }
 
 #[cfg(test)]

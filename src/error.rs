@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::AuthFailure;
+use crate::proxy::ProxyError;
 
 /// What went wrong, grouped by who is at fault.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +36,11 @@ pub enum ApiError {
     #[error("not ready: {0}")]
     NotReady(&'static str),
     /// Nextcloud answered with an error or could not be reached (502).
-    #[error("nextcloud call failed")]
+    #[error("nextcloud call failed: {0}")]
     Nextcloud(#[source] crate::nextcloud::NcError),
+    /// Forwarding to an upstream failed.
+    #[error("proxy: {0}")]
+    Proxy(#[from] crate::proxy::ProxyError),
     /// Anything else (500).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -55,9 +59,7 @@ impl ApiError {
     /// Status and stable code of each variant.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::Unauthorized(AuthFailure::UserRequired) => {
-                (StatusCode::UNAUTHORIZED, "user_required")
-            }
+            Self::Unauthorized(AuthFailure::UserRequired) => (StatusCode::UNAUTHORIZED, "user_required"),
             Self::Unauthorized(AuthFailure::NotAdmin) => (StatusCode::FORBIDDEN, "admin_required"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
@@ -65,6 +67,15 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::NotReady(code) => (StatusCode::SERVICE_UNAVAILABLE, code),
             Self::Nextcloud(_) => (StatusCode::BAD_GATEWAY, "nextcloud_unavailable"),
+            Self::Proxy(e) => match e {
+                ProxyError::Unreachable(_) => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
+                ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+                ProxyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+                ProxyError::ClientBody(_) => (StatusCode::BAD_REQUEST, "request_body_error"),
+                ProxyError::Spool(_) | ProxyError::Build(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
+            },
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -74,16 +85,20 @@ impl ApiError {
             Self::Unauthorized(AuthFailure::UserRequired) => {
                 "a logged-in Nextcloud user is required".to_owned()
             }
-            Self::Unauthorized(AuthFailure::NotAdmin) => {
-                "this needs a Nextcloud administrator".to_owned()
-            }
+            Self::Unauthorized(AuthFailure::NotAdmin) => "this needs a Nextcloud administrator".to_owned(),
             Self::Unauthorized(_) => "AppAPI authentication failed".to_owned(),
             Self::Forbidden { message, .. } => message.clone(),
             Self::BadRequest(m) => m.clone(),
             Self::NotFound => "not found".to_owned(),
             Self::NotReady(_) => "this feature is not ready yet; see the admin status".to_owned(),
             Self::Nextcloud(_) => "Nextcloud could not be reached or refused the call".to_owned(),
-            Self::Internal(_) => "internal error".to_owned(),
+            Self::Proxy(ProxyError::Unreachable(_)) => "the service could not be reached".to_owned(),
+            Self::Proxy(ProxyError::Timeout) => "the service did not answer in time".to_owned(),
+            Self::Proxy(ProxyError::TooLarge { cap }) => {
+                format!("the request body is larger than {cap} bytes")
+            }
+            Self::Proxy(ProxyError::ClientBody(_)) => "the request body could not be read".to_owned(),
+            Self::Proxy(_) | Self::Internal(_) => "internal error".to_owned(),
         }
     }
 }
@@ -106,9 +121,7 @@ impl IntoResponse for ApiError {
             }
         };
         let mut response = (status, Json(body)).into_response();
-        response
-            .extensions_mut()
-            .insert(ErrorReport { code, detail });
+        response.extensions_mut().insert(ErrorReport { code, detail });
         response
     }
 }
@@ -132,46 +145,20 @@ mod tests {
     #[test]
     fn every_variant_has_a_deliberate_status_and_code() {
         let table: Vec<(ApiError, u16, &str)> = vec![
-            (
-                ApiError::Unauthorized(AuthFailure::MissingHeader),
-                401,
-                "unauthorized",
-            ),
-            (
-                ApiError::Unauthorized(AuthFailure::WrongSecret),
-                401,
-                "unauthorized",
-            ),
-            (
-                ApiError::Unauthorized(AuthFailure::UserRequired),
-                401,
-                "user_required",
-            ),
-            (
-                ApiError::Unauthorized(AuthFailure::NotAdmin),
-                403,
-                "admin_required",
-            ),
-            (
-                ApiError::Forbidden {
-                    code: "csrf",
-                    message: "x".into(),
-                },
-                403,
-                "csrf",
-            ),
+            (ApiError::Unauthorized(AuthFailure::MissingHeader), 401, "unauthorized"),
+            (ApiError::Unauthorized(AuthFailure::WrongSecret), 401, "unauthorized"),
+            (ApiError::Unauthorized(AuthFailure::UserRequired), 401, "user_required"),
+            (ApiError::Unauthorized(AuthFailure::NotAdmin), 403, "admin_required"),
+            (ApiError::Forbidden { code: "csrf", message: "x".into() }, 403, "csrf"),
             (ApiError::BadRequest("x".into()), 400, "bad_request"),
             (ApiError::NotFound, 404, "not_found"),
-            (
-                ApiError::NotReady("tenant_key_missing"),
-                503,
-                "tenant_key_missing",
-            ),
-            (
-                ApiError::Nextcloud(crate::nextcloud::NcError::Timeout),
-                502,
-                "nextcloud_unavailable",
-            ),
+            (ApiError::NotReady("tenant_key_missing"), 503, "tenant_key_missing"),
+            (ApiError::Nextcloud(crate::nextcloud::NcError::Timeout), 502, "nextcloud_unavailable"),
+            (ApiError::Proxy(ProxyError::Timeout), 504, "upstream_timeout"),
+            (ApiError::Proxy(ProxyError::Unreachable("x".into())), 502, "upstream_unreachable"),
+            (ApiError::Proxy(ProxyError::TooLarge { cap: 1 }), 413, "payload_too_large"),
+            (ApiError::Proxy(ProxyError::ClientBody("x".into())), 400, "request_body_error"),
+            (ApiError::Proxy(ProxyError::Spool(std::io::Error::other("disk"))), 500, "internal"),
             (ApiError::Internal(anyhow::anyhow!("boom")), 500, "internal"),
         ];
         for (err, status, code) in table {
@@ -179,17 +166,13 @@ mod tests {
             assert_eq!((s.as_u16(), c), (status, code), "{err:?}");
             let response = err.into_response();
             assert_eq!(response.status().as_u16(), status);
-            assert_eq!(
-                response.extensions().get::<ErrorReport>().unwrap().code,
-                code
-            );
+            assert_eq!(response.extensions().get::<ErrorReport>().unwrap().code, code);
         }
     }
 
     #[test]
     fn internal_errors_keep_their_detail_out_of_the_body() {
-        let response =
-            ApiError::Internal(anyhow::anyhow!("database path /secret/x")).into_response();
+        let response = ApiError::Internal(anyhow::anyhow!("database path /secret/x")).into_response();
         let report = response.extensions().get::<ErrorReport>().unwrap().clone();
         assert!(report.detail.contains("/secret/x"));
     }

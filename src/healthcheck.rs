@@ -14,9 +14,7 @@ use crate::config::{ListenOn, Settings};
 
 /// Probes the running server; Ok only for `200 {"status":"ok"}`.
 pub async fn run(settings: &Settings, timeout: Duration) -> anyhow::Result<()> {
-    tokio::time::timeout(timeout, probe(&settings.server.listen))
-        .await
-        .context("heartbeat timed out")?
+    tokio::time::timeout(timeout, probe(&settings.server.listen)).await.context("heartbeat timed out")?
 }
 
 async fn probe(listen: &ListenOn) -> anyhow::Result<()> {
@@ -24,9 +22,7 @@ async fn probe(listen: &ListenOn) -> anyhow::Result<()> {
         ListenOn::Tcp(addr) => {
             let target = SocketAddr::new(loopback_for(addr.ip()), addr.port());
             heartbeat(
-                tokio::net::TcpStream::connect(target)
-                    .await
-                    .with_context(|| format!("connect {target}"))?,
+                tokio::net::TcpStream::connect(target).await.with_context(|| format!("connect {target}"))?,
             )
             .await
         }
@@ -49,9 +45,7 @@ fn loopback_for(ip: IpAddr) -> IpAddr {
     }
 }
 
-async fn heartbeat<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    stream: S,
-) -> anyhow::Result<()> {
+async fn heartbeat<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(stream: S) -> anyhow::Result<()> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let request = http::Request::get("/heartbeat")

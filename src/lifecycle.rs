@@ -40,10 +40,7 @@ pub struct Lifecycle {
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self {
-            init: Mutex::new(InitState::NotStarted),
-            enabled: AtomicBool::new(false),
-        }
+        Self { init: Mutex::new(InitState::NotStarted), enabled: AtomicBool::new(false) }
     }
 }
 
@@ -122,6 +119,9 @@ async fn run_init(state: &AppState) -> Result<(), String> {
     report(nc, 10).await?;
     prepare_storage(&state.settings.app.storage_dir)
         .map_err(|e| format!("persistent storage is not usable: {e}"))?;
+    report(nc, 30).await?;
+    // The instance id names this Nextcloud on every signed request to the SaaS.
+    state.saas.instance_id(nc).await.map_err(|e| format!("cannot read Nextcloud's instance id: {e}"))?;
     report(nc, 50).await?;
     // Later steps (tenant key, UI registration, first reconcile) are added here, before 100.
     report(nc, 100).await
@@ -163,11 +163,7 @@ pub async fn enabled(
             );
         }
     };
-    let result = if enable {
-        on_enable(&state).await
-    } else {
-        on_disable(&state)
-    };
+    let result = if enable { on_enable(&state).await } else { on_disable(&state) };
     match result {
         Ok(()) => {
             state.lifecycle.enabled.store(enable, Ordering::SeqCst);

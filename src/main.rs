@@ -7,10 +7,7 @@ use clap::{Parser, Subcommand};
 use waggle::{App, Settings, healthcheck, shutdown, telemetry};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Waggle: connects Nextcloud to a remote SaaS (AppAPI ExApp)"
-)]
+#[command(version, about = "Waggle: connects Nextcloud to a remote SaaS (AppAPI ExApp)")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

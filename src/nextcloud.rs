@@ -50,11 +50,7 @@ pub enum NcError {
 
 impl NcError {
     fn from_reqwest(e: reqwest::Error) -> Self {
-        if e.is_timeout() {
-            Self::Timeout
-        } else {
-            Self::Transport(e)
-        }
+        if e.is_timeout() { Self::Timeout } else { Self::Transport(e) }
     }
 
     /// The HTTP status Nextcloud answered, if it answered.
@@ -75,39 +71,23 @@ pub fn parse_ocs(http_status: u16, body: &[u8]) -> Result<Value, NcError> {
         if (200..300).contains(&http_status) {
             NcError::Decode("OCS answer is not JSON".to_owned())
         } else {
-            NcError::Status {
-                status: http_status,
-            }
+            NcError::Status { status: http_status }
         }
     })?;
     let Some(ocs) = envelope.get("ocs") else {
         return Err(if (200..300).contains(&http_status) {
             NcError::Decode("no `ocs` envelope".to_owned())
         } else {
-            NcError::Status {
-                status: http_status,
-            }
+            NcError::Status { status: http_status }
         });
     };
-    let meta = ocs
-        .get("meta")
-        .ok_or_else(|| NcError::Decode("no `ocs.meta`".to_owned()))?;
+    let meta = ocs.get("meta").ok_or_else(|| NcError::Decode("no `ocs.meta`".to_owned()))?;
     let status = meta.get("status").and_then(Value::as_str).unwrap_or("");
     let statuscode = meta.get("statuscode").and_then(Value::as_i64).unwrap_or(0);
     let ok = status == "ok" && matches!(statuscode, 100 | 200) && (200..300).contains(&http_status);
     if !ok {
-        let message = meta
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect();
-        return Err(NcError::Ocs {
-            status: http_status,
-            statuscode,
-            message,
-        });
+        let message = meta.get("message").and_then(Value::as_str).unwrap_or("").chars().take(200).collect();
+        return Err(NcError::Ocs { status: http_status, statuscode, message });
     }
     Ok(ocs.get("data").cloned().unwrap_or(Value::Null))
 }
@@ -128,9 +108,7 @@ pub struct NcClient(Arc<Inner>);
 
 impl std::fmt::Debug for NcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NcClient")
-            .field("base", &self.0.base.as_str())
-            .finish_non_exhaustive()
+        f.debug_struct("NcClient").field("base", &self.0.base.as_str()).finish_non_exhaustive()
     }
 }
 
@@ -186,9 +164,7 @@ impl NcClient {
         user: &str,
         body: Option<&Value>,
     ) -> Result<T, NcError> {
-        let data = self
-            .ocs_value(method, path, user, body, self.0.settings.timeout)
-            .await?;
+        let data = self.ocs_value(method, path, user, body, self.0.settings.timeout).await?;
         serde_json::from_value(data).map_err(|e| NcError::Decode(e.to_string()))
     }
 
@@ -246,21 +222,12 @@ impl NcClient {
 
     /// Reports an init failure; Nextcloud shows it to the admin.
     pub async fn report_init_error(&self, message: &str) -> Result<(), NcError> {
-        self.put_status(&serde_json::json!({ "error": message }))
-            .await
+        self.put_status(&serde_json::json!({ "error": message })).await
     }
 
     async fn put_status(&self, body: &Value) -> Result<(), NcError> {
         let path = "/ocs/v1.php/apps/app_api/ex-app/status";
-        self.ocs_value(
-            Method::PUT,
-            path,
-            "",
-            Some(body),
-            self.0.settings.status_timeout,
-        )
-        .await
-        .map(drop)
+        self.ocs_value(Method::PUT, path, "", Some(body), self.0.settings.status_timeout).await.map(drop)
     }
 
     /// Whether `user` is a member of the `admin` group (looked up as that user).
@@ -269,13 +236,7 @@ impl NcClient {
         // Nextcloud refuses to impersonate a user it does not know (401/997): not an admin.
         let data: Value = match self.ocs(Method::GET, &path, user, None).await {
             Ok(data) => data,
-            Err(
-                NcError::Ocs {
-                    statuscode: 997 | 998 | 404,
-                    ..
-                }
-                | NcError::Status { status: 401 | 404 },
-            ) => {
+            Err(NcError::Ocs { statuscode: 997 | 998 | 404, .. } | NcError::Status { status: 401 | 404 }) => {
                 return Ok(false);
             }
             Err(e) => return Err(e),
@@ -285,6 +246,23 @@ impl NcClient {
             .and_then(Value::as_array)
             .ok_or_else(|| NcError::Decode("no groups".to_owned()))?;
         Ok(groups.iter().any(|g| g.as_str() == Some("admin")))
+    }
+}
+
+impl NcClient {
+    /// Nextcloud's instance id from the (anonymous) capabilities: `theming.instanceid`, else
+    /// `core.instanceid`, else a stable stand-in derived from the Nextcloud host.
+    pub async fn instance_id(&self) -> Result<String, NcError> {
+        let data: Value = self.ocs(Method::GET, "/ocs/v2.php/cloud/capabilities", "", None).await?;
+        let caps = data.get("capabilities").unwrap_or(&Value::Null);
+        let found = ["theming", "core"]
+            .iter()
+            .filter_map(|k| caps.get(k).and_then(|c| c.get("instanceid")).and_then(Value::as_str))
+            .find(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()));
+        Ok(match found {
+            Some(id) => id.to_owned(),
+            None => format!("nc-host:{}", self.0.base.host_str().unwrap_or("unknown")),
+        })
     }
 }
 
@@ -311,8 +289,7 @@ mod tests {
 
     #[test]
     fn ocs_success_returns_data() {
-        let v1 =
-            br#"{"ocs":{"meta":{"status":"ok","statuscode":100,"message":"OK"},"data":{"a":1}}}"#;
+        let v1 = br#"{"ocs":{"meta":{"status":"ok","statuscode":100,"message":"OK"},"data":{"a":1}}}"#;
         assert_eq!(parse_ocs(200, v1).unwrap()["a"], 1);
         let v2 = br#"{"ocs":{"meta":{"status":"ok","statuscode":200,"message":"OK"},"data":[]}}"#;
         assert!(parse_ocs(200, v2).unwrap().is_array());
@@ -322,11 +299,9 @@ mod tests {
     fn ocs_failure_inside_http_200_is_an_error() {
         let body = br#"{"ocs":{"meta":{"status":"failure","statuscode":997,"message":"Current user is not logged in"},"data":[]}}"#;
         match parse_ocs(200, body) {
-            Err(NcError::Ocs {
-                statuscode: 997,
-                status: 200,
-                message,
-            }) => assert!(message.contains("not logged in")),
+            Err(NcError::Ocs { statuscode: 997, status: 200, message }) => {
+                assert!(message.contains("not logged in"))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -337,21 +312,14 @@ mod tests {
             parse_ocs(412, br#"{"message":"CSRF check failed"}"#),
             Err(NcError::Status { status: 412 })
         ));
-        assert!(matches!(
-            parse_ocs(502, b"<html>"),
-            Err(NcError::Status { status: 502 })
-        ));
+        assert!(matches!(parse_ocs(502, b"<html>"), Err(NcError::Status { status: 502 })));
         assert!(matches!(parse_ocs(200, b"<xml/>"), Err(NcError::Decode(_))));
         assert!(matches!(
             parse_ocs(
                 404,
                 br#"{"ocs":{"meta":{"status":"failure","statuscode":404,"message":""},"data":[]}}"#
             ),
-            Err(NcError::Ocs {
-                statuscode: 404,
-                status: 404,
-                ..
-            })
+            Err(NcError::Ocs { statuscode: 404, status: 404, .. })
         ));
     }
 

@@ -5,14 +5,12 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use tower::ServiceBuilder;
 use tower_http::auth::AsyncRequireAuthorizationLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::{
-    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
-};
+use tower_http::sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -21,7 +19,7 @@ use crate::auth::appapi::CredentialCheck;
 use crate::auth::{Access, AppApiAuth};
 use crate::error::{ApiError, ErrorReport};
 use crate::state::AppState;
-use crate::{admin, headers, lifecycle, spa, telemetry};
+use crate::{admin, headers, lifecycle, saas, spa, telemetry};
 
 /// Builds the complete router for `state`.
 pub fn router(state: AppState) -> Router {
@@ -32,12 +30,8 @@ pub fn router(state: AppState) -> Router {
         AsyncRequireAuthorizationLayer::new(AppApiAuth::new(check.clone(), access, nc))
     };
     // Lifecycle and admin handlers are short; streaming groups (added later) get no global timeout.
-    let short = || {
-        TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            settings.server.lifecycle_timeout,
-        )
-    };
+    let short =
+        || TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.server.lifecycle_timeout);
 
     // Auth goes on with `route_layer`, so a path no route matches stays 404 instead of becoming 401.
     let heartbeat = Router::new().route("/heartbeat", get(lifecycle::heartbeat));
@@ -56,6 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(spa::shell))
         .route("/index.html", get(spa::shell))
         .route_layer(auth(Access::User));
+    // Streaming: no timeout layer here; the forwarder bounds header waits and body idleness.
+    let api = Router::new()
+        .route("/api/{*path}", any(saas::routes::forward))
+        .route("/auth/{*path}", any(saas::routes::forward))
+        .route_layer(auth(Access::User));
     let admin = Router::new()
         .route("/admin/status", get(admin::status))
         .route_layer(auth(Access::Admin))
@@ -72,18 +71,11 @@ pub fn router(state: AppState) -> Router {
     // 8. security headers, and `Cache-Control: no-store` where a handler set none (Nextcloud's proxy
     //    would otherwise add a one-hour cache).
     let stack = ServiceBuilder::new()
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-            },
-        ))
-        .layer(SetRequestIdLayer::new(
-            headers::X_REQUEST_ID,
-            telemetry::MakeWaggleRequestId,
-        ))
-        .layer(SetSensitiveRequestHeadersLayer::new(
-            headers::SENSITIVE_REQUEST,
-        ))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(SetRequestIdLayer::new(headers::X_REQUEST_ID, telemetry::MakeWaggleRequestId))
+        .layer(SetSensitiveRequestHeadersLayer::new(headers::SENSITIVE_REQUEST))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(telemetry::make_span)
@@ -113,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assets)
         .merge(shell)
         .merge(admin)
+        .merge(api)
         .fallback(|| async { ApiError::NotFound })
         .layer(stack)
         .with_state(state)

@@ -12,14 +12,14 @@ pub mod digest;
 pub mod rfc9421;
 
 pub use digest::{
-    ContentDigest, DigestError, EMPTY_BODY_DIGEST, content_digest_value, digest_eq,
-    parse_content_digest, verify_content_digest,
+    ContentDigest, DigestError, EMPTY_BODY_DIGEST, content_digest_value, digest_eq, parse_content_digest,
+    verify_content_digest,
 };
 pub use rfc9421::{
-    ALG, Component, ComponentError, LABEL, Message, ParsedSignature, Purpose, SignError,
-    SignatureHeaders, SignatureParams, SigningKey, VALIDITY_SECS, Verified, VerifyError,
-    VerifyPolicy, api_components, callback_components, callback_required, normalize_authority,
-    parse_signature, random_nonce, sign_request, signature_base, verify_request,
+    ALG, Component, ComponentError, LABEL, Message, ParsedSignature, Purpose, SignError, SignatureHeaders,
+    SignatureParams, SigningKey, VALIDITY_SECS, Verified, VerifyError, VerifyPolicy, api_components,
+    callback_components, callback_required, normalize_authority, parse_signature, random_nonce, sign_request,
+    signature_base, verify_request,
 };
 
 #[cfg(test)]

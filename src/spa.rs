@@ -23,17 +23,8 @@ pub async fn shell() -> Result<Response, ApiError> {
 
 /// `GET /{js,css,img,assets}/{*path}`: static files. Hashed files under `assets/` are immutable.
 pub async fn asset(Path(path): Path<String>, uri: axum::http::Uri) -> Result<Response, ApiError> {
-    let dir = uri
-        .path()
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or("");
-    let cache = if dir == "assets" {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
+    let dir = uri.path().trim_start_matches('/').split('/').next().unwrap_or("");
+    let cache = if dir == "assets" { "public, max-age=31536000, immutable" } else { "no-cache" };
     serve(&format!("{dir}/{path}"), cache)
 }
 

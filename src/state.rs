@@ -8,8 +8,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
+use crate::keys::Keyring;
 use crate::lifecycle::Lifecycle;
 use crate::nextcloud::NcClient;
+use crate::proxy::http::Forwarder;
+use crate::saas::SaasProxy;
 
 /// Everything handlers and workers share. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -22,6 +25,10 @@ pub struct Inner {
     pub settings: Arc<Settings>,
     /// Nextcloud client.
     pub nc: NcClient,
+    /// Tenant keys.
+    pub keys: Keyring,
+    /// The `/api` and `/auth` proxy policy.
+    pub saas: SaasProxy,
     /// Init and enable state.
     pub lifecycle: Lifecycle,
     /// Cancelled once at shutdown; every background task selects on it.
@@ -34,7 +41,10 @@ impl AppState {
     /// Builds the state and its clients.
     pub fn new(settings: Arc<Settings>) -> anyhow::Result<Self> {
         let nc = NcClient::new(&settings.app, &settings.nextcloud)?;
+        let forwarder = Forwarder::new(&settings.proxy)?;
         Ok(Self(Arc::new(Inner {
+            keys: Keyring::from_settings(&settings.saas),
+            saas: SaasProxy::new(&settings, forwarder),
             settings,
             nc,
             lifecycle: Lifecycle::default(),

@@ -25,16 +25,11 @@ pub mod fields {
 /// the second call is a no-op.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => {
+            builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        }
         LogFormat::Pretty => builder.try_init(),
     };
 }
@@ -49,16 +44,11 @@ impl MakeRequestId for MakeWaggleRequestId {
         let reuse = request
             .headers()
             .get(headers::AA_REQUEST_ID)
-            .filter(|v| {
-                (1..=64).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
-            })
+            .filter(|v| (1..=64).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
             .cloned();
         let value = reuse.unwrap_or_else(|| {
-            let id: String = rand::rng()
-                .sample_iter(rand::distr::Alphanumeric)
-                .take(20)
-                .map(char::from)
-                .collect();
+            let id: String =
+                rand::rng().sample_iter(rand::distr::Alphanumeric).take(20).map(char::from).collect();
             http::HeaderValue::from_str(&id).expect("alphanumerics are a valid header value")
         });
         Some(RequestId::new(value))
@@ -67,15 +57,8 @@ impl MakeRequestId for MakeWaggleRequestId {
 
 /// One span per request. `/heartbeat` is polled every second by AppAPI, so it logs at debug.
 pub fn make_span<B>(request: &Request<B>) -> Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("", MatchedPath::as_str);
-    let request_id = request
-        .headers()
-        .get(headers::X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let route = request.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str);
+    let request_id = request.headers().get(headers::X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     let method = request.method().as_str();
     if request.uri().path() == "/heartbeat" {
         tracing::debug_span!(

@@ -43,9 +43,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AppApiCaller {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         // Present only behind `AppApiAuth`; a handler that asks for it elsewhere is a wiring bug.
         parts.extensions.get::<Self>().cloned().ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!(
-                "AppApiCaller requested on a route without AppApiAuth"
-            ))
+            ApiError::Internal(anyhow::anyhow!("AppApiCaller requested on a route without AppApiAuth"))
         })
     }
 }
@@ -55,9 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AppApiCaller {
 /// Standard base64 with padding, UTF-8, split at the first `:`; the user may be empty but must not
 /// contain control characters. Pure, so it is fuzzed (`fuzz/fuzz_targets/appapi_header.rs`).
 pub fn decode_authorization(value: &[u8]) -> Result<(String, Vec<u8>), AuthFailure> {
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(value)
-        .map_err(|_| AuthFailure::BadBase64)?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(value).map_err(|_| AuthFailure::BadBase64)?;
     let text = String::from_utf8(raw).map_err(|_| AuthFailure::NotUtf8)?;
     let (user, secret) = text.split_once(':').ok_or(AuthFailure::NoColon)?;
     if user.chars().any(char::is_control) {
@@ -76,25 +72,19 @@ pub struct CredentialCheck {
 
 impl std::fmt::Debug for CredentialCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialCheck")
-            .field("app_id", &self.app_id)
-            .finish_non_exhaustive()
+        f.debug_struct("CredentialCheck").field("app_id", &self.app_id).finish_non_exhaustive()
     }
 }
 
 impl CredentialCheck {
     /// Builds the check for `app_id` and `secret`.
     pub fn new(app_id: &str, secret: &[u8]) -> Self {
-        Self {
-            app_id: app_id.into(),
-            secret_digest: Sha256::digest(secret).into(),
-        }
+        Self { app_id: app_id.into(), secret_digest: Sha256::digest(secret).into() }
     }
 
     /// Verifies the AppAPI headers of a request and returns the acting user.
     pub fn verify(&self, headers: &HeaderMap) -> Result<AppApiCaller, AuthFailure> {
-        let auth =
-            single(headers, &headers::AUTHORIZATION_APP_API)?.ok_or(AuthFailure::MissingHeader)?;
+        let auth = single(headers, &headers::AUTHORIZATION_APP_API)?.ok_or(AuthFailure::MissingHeader)?;
         let app_id = single(headers, &headers::EX_APP_ID)?;
         let (user, secret) = decode_authorization(auth.as_bytes())?;
         let given: [u8; 32] = Sha256::digest(&secret).into();
@@ -132,10 +122,7 @@ pub struct AppApiAuth {
 impl AppApiAuth {
     /// A policy admitting `access`; `Access::Admin` needs the Nextcloud client to look up groups.
     pub fn new(check: CredentialCheck, access: Access, nc: Option<NcClient>) -> Self {
-        assert!(
-            access != Access::Admin || nc.is_some(),
-            "admin policy needs a Nextcloud client"
-        );
+        assert!(access != Access::Admin || nc.is_some(), "admin policy needs a Nextcloud client");
         Self { check, access, nc }
     }
 }
@@ -151,24 +138,17 @@ impl AsyncAuthorizeRequest<Body> for AppApiAuth {
     type Future = Pin<Box<dyn Future<Output = Result<Request<Body>, Response>> + Send>>;
 
     fn authorize(&mut self, mut request: Request<Body>) -> Self::Future {
-        let outcome = self
-            .check
-            .verify(request.headers())
-            .and_then(|caller| match self.access {
-                Access::System => Ok(caller),
-                Access::User | Access::Admin if caller.is_system() => {
-                    Err(AuthFailure::UserRequired)
-                }
-                Access::User | Access::Admin => Ok(caller),
-            });
+        let outcome = self.check.verify(request.headers()).and_then(|caller| match self.access {
+            Access::System => Ok(caller),
+            Access::User | Access::Admin if caller.is_system() => Err(AuthFailure::UserRequired),
+            Access::User | Access::Admin => Ok(caller),
+        });
         let caller = match outcome {
             Ok(caller) => caller,
             Err(failure) => return Box::pin(std::future::ready(Err(reject(failure)))),
         };
         tracing::Span::current().record(crate::telemetry::fields::NC_USER, caller.user.as_str());
-        let admin_nc = (self.access == Access::Admin)
-            .then(|| self.nc.clone())
-            .flatten();
+        let admin_nc = (self.access == Access::Admin).then(|| self.nc.clone()).flatten();
         Box::pin(async move {
             if let Some(nc) = admin_nc {
                 match nc.is_admin(&caller.user).await {
@@ -195,10 +175,7 @@ mod tests {
     fn headers(auth: Option<&str>, app_id: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
         if let Some(a) = auth {
-            h.insert(
-                headers::AUTHORIZATION_APP_API,
-                HeaderValue::from_str(a).unwrap(),
-            );
+            h.insert(headers::AUTHORIZATION_APP_API, HeaderValue::from_str(a).unwrap());
         }
         if let Some(id) = app_id {
             h.insert(headers::EX_APP_ID, HeaderValue::from_str(id).unwrap());
@@ -221,10 +198,7 @@ mod tests {
     #[test]
     fn splits_at_the_first_colon() {
         let (user, secret) = decode_authorization(b64("bob:a:b:c").as_bytes()).unwrap();
-        assert_eq!(
-            (user.as_str(), secret.as_slice()),
-            ("bob", b"a:b:c".as_slice())
-        );
+        assert_eq!((user.as_str(), secret.as_slice()), ("bob", b"a:b:c".as_slice()));
     }
 
     #[test]
@@ -235,15 +209,9 @@ mod tests {
             Err(AuthFailure::BadBase64),
             "padding required"
         );
-        assert_eq!(
-            decode_authorization(b64("nocolon").as_bytes()),
-            Err(AuthFailure::NoColon)
-        );
+        assert_eq!(decode_authorization(b64("nocolon").as_bytes()), Err(AuthFailure::NoColon));
         assert_eq!(decode_authorization(b"/w=="), Err(AuthFailure::NotUtf8));
-        assert_eq!(
-            decode_authorization(b64("al\nice:x").as_bytes()),
-            Err(AuthFailure::BadUser)
-        );
+        assert_eq!(decode_authorization(b64("al\nice:x").as_bytes()), Err(AuthFailure::BadUser));
     }
 
     #[test]
@@ -253,44 +221,23 @@ mod tests {
         assert_eq!(check.verify(&ok).unwrap().user, "alice");
         let cases = [
             (headers(None, Some("waggle")), AuthFailure::MissingHeader),
-            (
-                headers(Some(&b64("alice:test-secreT")), Some("waggle")),
-                AuthFailure::WrongSecret,
-            ),
-            (
-                headers(Some(&b64("alice:test-secret ")), Some("waggle")),
-                AuthFailure::WrongSecret,
-            ),
-            (
-                headers(Some(&b64("alice:")), Some("waggle")),
-                AuthFailure::WrongSecret,
-            ),
-            (
-                headers(Some(&b64("alice:test-secret")), Some("other")),
-                AuthFailure::WrongAppId,
-            ),
-            (
-                headers(Some(&b64("alice:test-secret")), None),
-                AuthFailure::WrongAppId,
-            ),
+            (headers(Some(&b64("alice:test-secreT")), Some("waggle")), AuthFailure::WrongSecret),
+            (headers(Some(&b64("alice:test-secret ")), Some("waggle")), AuthFailure::WrongSecret),
+            (headers(Some(&b64("alice:")), Some("waggle")), AuthFailure::WrongSecret),
+            (headers(Some(&b64("alice:test-secret")), Some("other")), AuthFailure::WrongAppId),
+            (headers(Some(&b64("alice:test-secret")), None), AuthFailure::WrongAppId),
         ];
         for (h, want) in cases {
             assert_eq!(check.verify(&h), Err(want));
         }
         let mut dup = headers(Some(&b64("alice:test-secret")), Some("waggle"));
-        dup.append(
-            headers::AUTHORIZATION_APP_API,
-            HeaderValue::from_str(&b64(":test-secret")).unwrap(),
-        );
+        dup.append(headers::AUTHORIZATION_APP_API, HeaderValue::from_str(&b64(":test-secret")).unwrap());
         assert_eq!(check.verify(&dup), Err(AuthFailure::DuplicateHeader));
     }
 
     #[test]
     fn debug_does_not_show_the_secret_digest() {
         let check = CredentialCheck::new("waggle", b"test-secret");
-        assert_eq!(
-            format!("{check:?}"),
-            "CredentialCheck { app_id: \"waggle\", .. }"
-        );
+        assert_eq!(format!("{check:?}"), "CredentialCheck { app_id: \"waggle\", .. }");
     }
 }

@@ -30,15 +30,11 @@ fn err(vars: &HashMap<String, String>) -> ConfigError {
 
 #[test]
 fn appapi_variables_map_onto_typed_settings() {
-    let s =
-        Settings::load_from(&with(&[("APP_HOST", "0.0.0.0"), ("AA_VERSION", "5.0.2")])).unwrap();
+    let s = Settings::load_from(&with(&[("APP_HOST", "0.0.0.0"), ("AA_VERSION", "5.0.2")])).unwrap();
     assert_eq!(s.app.id, "waggle");
     assert_eq!(s.app.version, "1.2.3");
     assert_eq!(s.app.aa_version, "5.0.2");
-    assert_eq!(
-        s.server.listen,
-        ListenOn::Tcp("0.0.0.0:23001".parse().unwrap())
-    );
+    assert_eq!(s.server.listen, ListenOn::Tcp("0.0.0.0:23001".parse().unwrap()));
     assert_eq!(s.nextcloud.url.as_str(), "http://nc.local/");
     assert_eq!(s.app.storage_dir, PathBuf::from("/tmp/waggle-test"));
     assert_eq!(s.log_format, LogFormat::Json);
@@ -51,11 +47,7 @@ fn numeric_looking_secret_stays_a_string() {
     let s = Settings::load_from(&with(&[("APP_SECRET", "007")])).unwrap();
     assert_eq!(s.app.secret.expose_secret(), "007");
     let s = Settings::load_from(&with(&[("APP_SECRET", " 1e3 ")])).unwrap();
-    assert_eq!(
-        s.app.secret.expose_secret(),
-        " 1e3 ",
-        "secrets are taken byte for byte"
-    );
+    assert_eq!(s.app.secret.expose_secret(), " 1e3 ", "secrets are taken byte for byte");
 }
 
 #[test]
@@ -67,12 +59,7 @@ fn missing_secret_names_the_variable() {
 
 #[test]
 fn invalid_nextcloud_url_names_the_variable() {
-    for bad in [
-        "not a url",
-        "ftp://nc.local",
-        "nc.local/path",
-        "http://user:pw@nc.local",
-    ] {
+    for bad in ["not a url", "ftp://nc.local", "nc.local/path", "http://user:pw@nc.local"] {
         let e = err(&with(&[("NEXTCLOUD_URL", bad)]));
         assert_eq!(e.variable, "NEXTCLOUD_URL", "{bad}");
         assert!(!e.to_string().contains("pw"), "value must not be echoed");
@@ -82,28 +69,16 @@ fn invalid_nextcloud_url_names_the_variable() {
 #[test]
 fn invalid_port_and_host_are_refused() {
     assert_eq!(err(&with(&[("APP_PORT", "70000")])).variable, "APP_PORT");
-    assert_eq!(
-        err(&with(&[("APP_HOST", "example.com")])).variable,
-        "APP_HOST"
-    );
+    assert_eq!(err(&with(&[("APP_HOST", "example.com")])).variable, "APP_HOST");
 }
 
 #[test]
 fn harp_shared_key_switches_to_the_unix_socket() {
     let s = Settings::load_from(&with(&[("HP_SHARED_KEY", "k")])).unwrap();
-    assert_eq!(
-        s.server.listen,
-        ListenOn::Unix(PathBuf::from("/tmp/exapp.sock"))
-    );
-    let s = Settings::load_from(&with(&[
-        ("HP_SHARED_KEY", "k"),
-        ("WAGGLE_HARP_SOCKET", "/run/x.sock"),
-    ]))
-    .unwrap();
-    assert_eq!(
-        s.server.listen,
-        ListenOn::Unix(PathBuf::from("/run/x.sock"))
-    );
+    assert_eq!(s.server.listen, ListenOn::Unix(PathBuf::from("/tmp/exapp.sock")));
+    let s =
+        Settings::load_from(&with(&[("HP_SHARED_KEY", "k"), ("WAGGLE_HARP_SOCKET", "/run/x.sock")])).unwrap();
+    assert_eq!(s.server.listen, ListenOn::Unix(PathBuf::from("/run/x.sock")));
     assert!(s.is_harp());
 }
 
@@ -116,10 +91,7 @@ fn waggle_prefixed_and_nested_knobs_are_read() {
         ("WAGGLE_NEXTCLOUD__TIMEOUT_SECS", "7"),
     ]))
     .unwrap();
-    assert_eq!(
-        s.saas.service_url.unwrap().as_str(),
-        "https://saas.example.com/base/"
-    );
+    assert_eq!(s.saas.service_url.unwrap().as_str(), "https://saas.example.com/base/");
     assert_eq!(s.log_format, LogFormat::Pretty);
     assert_eq!(s.server.shutdown_grace, Duration::from_secs(3));
     assert_eq!(s.nextcloud.timeout, Duration::from_secs(7));
@@ -127,40 +99,22 @@ fn waggle_prefixed_and_nested_knobs_are_read() {
 
 #[test]
 fn tenant_key_needs_both_parts() {
-    assert_eq!(
-        err(&with(&[("WAGGLE_TENANT_KEY", "k")])).variable,
-        "WAGGLE_TENANT_KEY_ID"
-    );
-    assert_eq!(
-        err(&with(&[("WAGGLE_TENANT_KEY_ID", "id")])).variable,
-        "WAGGLE_TENANT_KEY"
-    );
-    let s = Settings::load_from(&with(&[
-        ("WAGGLE_TENANT_KEY", "0123"),
-        ("WAGGLE_TENANT_KEY_ID", "k1"),
-    ]))
-    .unwrap();
+    assert_eq!(err(&with(&[("WAGGLE_TENANT_KEY", "k")])).variable, "WAGGLE_TENANT_KEY_ID");
+    assert_eq!(err(&with(&[("WAGGLE_TENANT_KEY_ID", "id")])).variable, "WAGGLE_TENANT_KEY");
+    let s =
+        Settings::load_from(&with(&[("WAGGLE_TENANT_KEY", "0123"), ("WAGGLE_TENANT_KEY_ID", "k1")])).unwrap();
     let key = s.saas.tenant_key.unwrap();
-    assert_eq!(
-        (key.id.as_str(), key.secret.expose_secret()),
-        ("k1", "0123")
-    );
+    assert_eq!((key.id.as_str(), key.secret.expose_secret()), ("k1", "0123"));
 }
 
 #[test]
 fn bad_values_are_named() {
-    assert_eq!(
-        err(&with(&[("WAGGLE_LOG_FORMAT", "xml")])).variable,
-        "WAGGLE_LOG_FORMAT"
-    );
+    assert_eq!(err(&with(&[("WAGGLE_LOG_FORMAT", "xml")])).variable, "WAGGLE_LOG_FORMAT");
     assert_eq!(
         err(&with(&[("WAGGLE_SERVER__SHUTDOWN_GRACE_SECS", "soon")])).variable,
         "WAGGLE_SERVER__SHUTDOWN_GRACE_SECS"
     );
-    assert_eq!(
-        err(&with(&[("WAGGLE_SERVICE_URL", "saas")])).variable,
-        "WAGGLE_SERVICE_URL"
-    );
+    assert_eq!(err(&with(&[("WAGGLE_SERVICE_URL", "saas")])).variable, "WAGGLE_SERVICE_URL");
     assert_eq!(err(&with(&[("APP_ID", "bad id")])).variable, "APP_ID");
 }
 
@@ -178,15 +132,8 @@ fn file_sits_between_defaults_and_environment() {
     vars.remove("APP_PORT");
     vars.remove("APP_SECRET");
     let s = Settings::load_from(&vars).unwrap();
-    assert_eq!(
-        s.saas.service_url.unwrap().as_str(),
-        "https://from-file.example/"
-    );
-    assert_eq!(
-        s.server.listen,
-        ListenOn::Tcp("127.0.0.1:24000".parse().unwrap()),
-        "file beats defaults"
-    );
+    assert_eq!(s.saas.service_url.unwrap().as_str(), "https://from-file.example/");
+    assert_eq!(s.server.listen, ListenOn::Tcp("127.0.0.1:24000".parse().unwrap()), "file beats defaults");
     assert_eq!(s.log_format, LogFormat::Json, "environment beats the file");
     assert_eq!(s.app.secret.expose_secret(), "from-file");
     let e = err(&with(&[("WAGGLE_CONFIG", "/nonexistent/waggle.toml")]));
@@ -195,14 +142,9 @@ fn file_sits_between_defaults_and_environment() {
 
 #[test]
 fn debug_output_never_shows_secrets() {
-    let s = Settings::load_from(&with(&[
-        ("WAGGLE_TENANT_KEY", "tenant-xyz"),
-        ("WAGGLE_TENANT_KEY_ID", "k1"),
-    ]))
-    .unwrap();
+    let s =
+        Settings::load_from(&with(&[("WAGGLE_TENANT_KEY", "tenant-xyz"), ("WAGGLE_TENANT_KEY_ID", "k1")]))
+            .unwrap();
     let dbg = format!("{s:?}");
-    assert!(
-        !dbg.contains("s3cret") && !dbg.contains("tenant-xyz"),
-        "{dbg}"
-    );
+    assert!(!dbg.contains("s3cret") && !dbg.contains("tenant-xyz"), "{dbg}");
 }

@@ -70,9 +70,7 @@ pub struct ContentDigest {
 
 impl std::fmt::Debug for ContentDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContentDigest")
-            .field("len", &self.len)
-            .finish_non_exhaustive()
+        f.debug_struct("ContentDigest").field("len", &self.len).finish_non_exhaustive()
     }
 }
 
@@ -145,11 +143,7 @@ pub fn verify_content_digest(value: &str, body: &[u8]) -> Result<(), DigestError
     let expected = parse_content_digest(value)?;
     let mut hasher = ContentDigest::new();
     hasher.update(body);
-    if digest_eq(&expected, &hasher.finish_bytes()) {
-        Ok(())
-    } else {
-        Err(DigestError::Mismatch)
-    }
+    if digest_eq(&expected, &hasher.finish_bytes()) { Ok(()) } else { Err(DigestError::Mismatch) }
 }
 
 /// Constant-time equality of two SHA-256 digests (for streamed checks after [`ContentDigest::finish_bytes`]).

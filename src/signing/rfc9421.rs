@@ -47,10 +47,7 @@ pub struct SigningKey {
 impl SigningKey {
     /// A key from its id and raw secret bytes.
     pub fn new(id: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
-        Self {
-            id: id.into(),
-            secret: secret.into(),
-        }
+        Self { id: id.into(), secret: secret.into() }
     }
 
     /// A key from the provisioned tenant key string (its UTF-8 bytes, no derivation).
@@ -71,10 +68,7 @@ impl SigningKey {
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("id", &self.id)
-            .field("secret", &"<redacted>")
-            .finish()
+        f.debug_struct("SigningKey").field("id", &self.id).field("secret", &"<redacted>").finish()
     }
 }
 
@@ -134,10 +128,7 @@ impl Component {
             "@query" => Some(Self::Query),
             _ if name.starts_with('@') => None,
             // HeaderName::from_bytes lowercases; require the name to be lowercase already.
-            _ => HeaderName::from_bytes(name.as_bytes())
-                .ok()
-                .filter(|h| h.as_str() == name)
-                .map(Self::Field),
+            _ => HeaderName::from_bytes(name.as_bytes()).ok().filter(|h| h.as_str() == name).map(Self::Field),
         }
     }
 }
@@ -189,14 +180,9 @@ pub fn callback_required(headers: &HeaderMap) -> Vec<Component> {
         .get(headers::CONTENT_DIGEST)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim() != EMPTY_BODY_DIGEST);
-    let length_says_body = headers
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() != b"0");
+    let length_says_body = headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
     let chunked = headers.contains_key(http::header::TRANSFER_ENCODING);
-    callback_components(
-        has_override,
-        digest_says_body || length_says_body || chunked,
-    )
+    callback_components(has_override, digest_says_body || length_says_body || chunked)
 }
 
 /// Header fields that must occur at most once when covered (Waggle's own and the digest).
@@ -267,10 +253,7 @@ impl<'a> Message<'a> {
                 joined
             }
         };
-        if value
-            .bytes()
-            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
-        {
+        if value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
             Ok(value)
         } else {
             Err(ComponentError::InvalidValue(component.clone()))
@@ -278,10 +261,7 @@ impl<'a> Message<'a> {
     }
 }
 
-fn field_line<'v>(
-    value: &'v HeaderValue,
-    component: &Component,
-) -> Result<&'v str, ComponentError> {
+fn field_line<'v>(value: &'v HeaderValue, component: &Component) -> Result<&'v str, ComponentError> {
     value
         .to_str()
         .map(|s| s.trim_matches([' ', '\t']))
@@ -376,15 +356,10 @@ fn sf_integer(value: u64) -> Result<sfv::Integer, SignError> {
 /// The RFC 9421 §2.5 signature base: one `"<name>": <value>` line per covered component, then
 /// `"@signature-params": <params>`, joined by `\n`, with no trailing newline. An empty field
 /// value yields a line ending in `": "` (colon, space).
-pub fn signature_base(
-    message: &Message<'_>,
-    params: &SignatureParams,
-) -> Result<String, SignError> {
+pub fn signature_base(message: &Message<'_>, params: &SignatureParams) -> Result<String, SignError> {
     let mut base = String::new();
     for component in &params.covered {
-        let value = message
-            .component_value(component)
-            .map_err(SignError::Component)?;
+        let value = message.component_value(component).map_err(SignError::Component)?;
         base.push_str(&format!("{component}: {value}\n"));
     }
     base.push_str(&format!("\"@signature-params\": {}", params.serialize()?));
@@ -417,10 +392,8 @@ pub struct SignatureHeaders {
 impl SignatureHeaders {
     /// Replaces any `Signature-Input`/`Signature` fields in `headers` with these values.
     pub fn apply(&self, headers: &mut HeaderMap) -> Result<(), SignError> {
-        let input = HeaderValue::from_str(&self.signature_input)
-            .map_err(|_| SignError::InvalidParameter)?;
-        let sig =
-            HeaderValue::from_str(&self.signature).map_err(|_| SignError::InvalidParameter)?;
+        let input = HeaderValue::from_str(&self.signature_input).map_err(|_| SignError::InvalidParameter)?;
+        let sig = HeaderValue::from_str(&self.signature).map_err(|_| SignError::InvalidParameter)?;
         headers.insert(headers::SIGNATURE_INPUT, input);
         headers.insert(headers::SIGNATURE, sig);
         Ok(())
@@ -440,17 +413,14 @@ pub fn sign_request(
     created: u64,
     nonce: &str,
 ) -> Result<SignatureHeaders, SignError> {
-    let nonce_ok =
-        (MIN_NONCE_LEN..=MAX_PARAM_LEN).contains(&nonce.len()) && !nonce.contains(['"', '\\']);
+    let nonce_ok = (MIN_NONCE_LEN..=MAX_PARAM_LEN).contains(&nonce.len()) && !nonce.contains(['"', '\\']);
     if has_duplicates(covered) || !nonce_ok {
         return Err(SignError::InvalidParameter);
     }
     let params = SignatureParams {
         covered: covered.to_vec(),
         created,
-        expires: created
-            .checked_add(VALIDITY_SECS)
-            .ok_or(SignError::InvalidParameter)?,
+        expires: created.checked_add(VALIDITY_SECS).ok_or(SignError::InvalidParameter)?,
         nonce: nonce.to_owned(),
         keyid: key.id().to_owned(),
         tag: purpose.tag().to_owned(),
@@ -480,10 +450,7 @@ fn mac(secret: &[u8], base: &str) -> HmacSha256 {
 }
 
 fn has_duplicates(components: &[Component]) -> bool {
-    components
-        .iter()
-        .enumerate()
-        .any(|(i, c)| components[..i].contains(c))
+    components.iter().enumerate().any(|(i, c)| components[..i].contains(c))
 }
 
 /// What the verifier demands beyond a valid MAC.
@@ -675,10 +642,8 @@ fn single_header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<&'h st
 
 /// Parses one canonical dictionary with exactly one member named [`LABEL`].
 fn single_member(value: &str, malformed: VerifyError) -> Result<ListEntry, VerifyError> {
-    let dict: Dictionary = Parser::new(value)
-        .with_version(Version::Rfc8941)
-        .parse()
-        .map_err(|_| malformed.clone())?;
+    let dict: Dictionary =
+        Parser::new(value).with_version(Version::Rfc8941).parse().map_err(|_| malformed.clone())?;
     if dict.is_empty() {
         return Err(VerifyError::LabelCount);
     }
@@ -707,8 +672,7 @@ pub fn parse_signature(headers: &HeaderMap) -> Result<ParsedSignature, VerifyErr
     let ListEntry::InnerList(list) = single_member(input, VerifyError::MalformedInput)? else {
         return Err(VerifyError::MalformedInput);
     };
-    let ListEntry::Item(sig_item) = single_member(signature, VerifyError::MalformedSignature)?
-    else {
+    let ListEntry::Item(sig_item) = single_member(signature, VerifyError::MalformedSignature)? else {
         return Err(VerifyError::MalformedSignature);
     };
     let params = parse_params(&list)?;
@@ -720,11 +684,7 @@ pub fn parse_signature(headers: &HeaderMap) -> Result<ParsedSignature, VerifyErr
     }
     let mac = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| VerifyError::BadMacLength)?;
     let raw_params = input[LABEL.len() + 1..].to_owned();
-    Ok(ParsedSignature {
-        params,
-        mac,
-        raw_params,
-    })
+    Ok(ParsedSignature { params, mac, raw_params })
 }
 
 fn parse_params(list: &InnerList) -> Result<SignatureParams, VerifyError> {
@@ -769,14 +729,7 @@ fn parse_params(list: &InnerList) -> Result<SignatureParams, VerifyError> {
     if has_duplicates(&covered) {
         return Err(VerifyError::UnsupportedComponent);
     }
-    Ok(SignatureParams {
-        covered,
-        created,
-        expires,
-        nonce,
-        keyid,
-        tag,
-    })
+    Ok(SignatureParams { covered, created, expires, nonce, keyid, tag })
 }
 
 fn parse_component(item: &Item) -> Result<Component, VerifyError> {
@@ -791,9 +744,7 @@ fn parse_component(item: &Item) -> Result<Component, VerifyError> {
 
 fn timestamp(value: &BareItem) -> Result<u64, VerifyError> {
     match value {
-        BareItem::Integer(i) => {
-            u64::try_from(i64::from(*i)).map_err(|_| VerifyError::InvalidTimestamp)
-        }
+        BareItem::Integer(i) => u64::try_from(i64::from(*i)).map_err(|_| VerifyError::InvalidTimestamp),
         _ => Err(VerifyError::InvalidTimestamp),
     }
 }
@@ -820,11 +771,7 @@ where
     F: FnOnce(&str) -> Option<K>,
     K: AsRef<[u8]>,
 {
-    let ParsedSignature {
-        params,
-        mac: presented,
-        raw_params,
-    } = parse_signature(message.headers)?;
+    let ParsedSignature { params, mac: presented, raw_params } = parse_signature(message.headers)?;
     let secret = lookup(&params.keyid).ok_or(VerifyError::UnknownKey)?;
     if params.tag != policy.purpose.tag() {
         return Err(VerifyError::TagMismatch);
@@ -856,9 +803,7 @@ where
         base.push_str(&format!("{component}: {value}\n"));
     }
     base.push_str(&format!("\"@signature-params\": {raw_params}"));
-    mac(secret.as_ref(), &base)
-        .verify_slice(&presented)
-        .map_err(|_| VerifyError::Mismatch)?;
+    mac(secret.as_ref(), &base).verify_slice(&presented).map_err(|_| VerifyError::Mismatch)?;
     Ok(Verified {
         keyid: params.keyid,
         nonce: params.nonce,

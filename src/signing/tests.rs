@@ -71,15 +71,9 @@ fn vectors() -> Vec<Vector> {
             url: "https://cloud.example.com/index.php/apps/app_api/proxy/waggle/nc/remote.php/dav/files/alice/",
             headers: vec![
                 (headers::X_HTTP_METHOD_OVERRIDE, "PROPFIND".to_owned()),
-                (
-                    headers::X_WAGGLE_TARGET,
-                    "/remote.php/dav/files/alice/".to_owned(),
-                ),
+                (headers::X_WAGGLE_TARGET, "/remote.php/dav/files/alice/".to_owned()),
                 (headers::X_WAGGLE_USER, "alice".to_owned()),
-                (
-                    http::header::CONTENT_TYPE,
-                    "application/xml; charset=utf-8".to_owned(),
-                ),
+                (http::header::CONTENT_TYPE, "application/xml; charset=utf-8".to_owned()),
                 (HeaderName::from_static("depth"), "1".to_owned()),
             ],
             body: PROPFIND_BODY,
@@ -100,10 +94,7 @@ fn run(v: &Vector) -> Output {
         map.insert(name.clone(), HeaderValue::from_str(value).expect("value"));
     }
     let content_digest = content_digest_value(v.body);
-    map.insert(
-        headers::CONTENT_DIGEST,
-        HeaderValue::from_str(&content_digest).expect("digest"),
-    );
+    map.insert(headers::CONTENT_DIGEST, HeaderValue::from_str(&content_digest).expect("digest"));
     let covered = match v.purpose {
         Purpose::Api => api_components(),
         Purpose::Callback => callback_required(&map),
@@ -119,10 +110,7 @@ fn run(v: &Vector) -> Output {
     };
     let lookup = |id: &str| (id == KEY_ID).then_some(TENANT_KEY.as_bytes());
     verify_request(&message, lookup, &policy).expect("vector verifies");
-    Output {
-        content_digest,
-        signed,
-    }
+    Output { content_digest, signed }
 }
 
 #[test]
@@ -130,14 +118,8 @@ fn run(v: &Vector) -> Output {
 fn print_vectors() {
     for v in vectors() {
         let out = run(&v);
-        println!(
-            "== {}\nContent-Digest: {}\n--- base\n{}\n---",
-            v.name, out.content_digest, out.signed.base
-        );
-        println!(
-            "Signature-Input: {}\nSignature: {}\n",
-            out.signed.signature_input, out.signed.signature
-        );
+        println!("== {}\nContent-Digest: {}\n--- base\n{}\n---", v.name, out.content_digest, out.signed.base);
+        println!("Signature-Input: {}\nSignature: {}\n", out.signed.signature_input, out.signed.signature);
     }
 }
 
@@ -189,8 +171,5 @@ fn vectors_match_protocol_document() {
 
 #[test]
 fn empty_body_digest_constant_is_documented_value() {
-    assert_eq!(
-        EMPTY_BODY_DIGEST,
-        "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
-    );
+    assert_eq!(EMPTY_BODY_DIGEST, "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:");
 }

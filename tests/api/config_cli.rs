@@ -26,10 +26,7 @@ fn valid_env(storage: &str) -> Vec<(&'static str, String)> {
 
 fn run_err(vars: &[(&str, &str)]) -> (i32, String) {
     let out = waggle(vars, &[]).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stderr).unwrap())
 }
 
 #[test]
@@ -37,24 +34,10 @@ fn configuration_errors_exit_non_zero_with_one_line_naming_the_variable() {
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![("NEXTCLOUD_URL", "http://nc/")], "APP_SECRET"),
         (vec![("APP_SECRET", "0042")], "NEXTCLOUD_URL"),
+        (vec![("APP_SECRET", "0042"), ("NEXTCLOUD_URL", "not a url")], "NEXTCLOUD_URL"),
+        (vec![("APP_SECRET", "0042"), ("NEXTCLOUD_URL", "http://nc/"), ("APP_PORT", "http")], "APP_PORT"),
         (
-            vec![("APP_SECRET", "0042"), ("NEXTCLOUD_URL", "not a url")],
-            "NEXTCLOUD_URL",
-        ),
-        (
-            vec![
-                ("APP_SECRET", "0042"),
-                ("NEXTCLOUD_URL", "http://nc/"),
-                ("APP_PORT", "http"),
-            ],
-            "APP_PORT",
-        ),
-        (
-            vec![
-                ("APP_SECRET", "0042"),
-                ("NEXTCLOUD_URL", "http://nc/"),
-                ("WAGGLE_TENANT_KEY", "tk-secret"),
-            ],
+            vec![("APP_SECRET", "0042"), ("NEXTCLOUD_URL", "http://nc/"), ("WAGGLE_TENANT_KEY", "tk-secret")],
             "WAGGLE_TENANT_KEY_ID",
         ),
         (
@@ -70,15 +53,9 @@ fn configuration_errors_exit_non_zero_with_one_line_naming_the_variable() {
         let (code, stderr) = run_err(&vars);
         assert_eq!(code, 2, "{variable}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(
-            stderr.starts_with("waggle: configuration error: "),
-            "{stderr}"
-        );
+        assert!(stderr.starts_with("waggle: configuration error: "), "{stderr}");
         assert!(stderr.contains(variable), "{stderr} should name {variable}");
-        assert!(
-            !stderr.contains("0042") && !stderr.contains("tk-secret"),
-            "no secret printed: {stderr}"
-        );
+        assert!(!stderr.contains("0042") && !stderr.contains("tk-secret"), "no secret printed: {stderr}");
     }
 }
 
@@ -130,11 +107,7 @@ fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("APP_PORT", &port));
     vars.push(("RUST_LOG", "debug"));
-    let mut child = waggle(&vars, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = waggle(&vars, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let logs = std::thread::spawn(move || {
         let mut s = String::new();
@@ -144,10 +117,7 @@ fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
     let host = format!("127.0.0.1:{port}");
     let started = Instant::now();
     while probe::get(&host, "/heartbeat", None) != Some(200) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "server did not come up"
-        );
+        assert!(started.elapsed() < Duration::from_secs(20), "server did not come up");
         std::thread::sleep(Duration::from_millis(50));
     }
     // Requests carrying credentials, so a leak into the logs would show.
@@ -155,10 +125,7 @@ fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
     assert_eq!(probe::get(&host, "/", Some(&token)), Some(200));
     assert_eq!(probe::get(&host, "/", Some("garbage")), Some(401));
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
@@ -171,19 +138,13 @@ fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
     assert_eq!(status.code(), Some(0), "graceful exit");
     let logs = logs.join().unwrap();
     assert!(logs.contains("SIGTERM received"), "{logs}");
-    assert!(
-        logs.contains("\"nc.user\":\"alice\""),
-        "the span carries the user: {logs}"
-    );
+    assert!(logs.contains("\"nc.user\":\"alice\""), "the span carries the user: {logs}");
     for line in logs.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|_| panic!("JSON log line: {line}"));
         assert!(v.get("level").is_some());
     }
-    assert!(
-        !logs.contains(SECRET) && !logs.contains(&token),
-        "no secret in logs"
-    );
+    assert!(!logs.contains(SECRET) && !logs.contains(&token), "no secret in logs");
 }
 
 mod probe {
@@ -192,14 +153,9 @@ mod probe {
 
     pub(crate) fn get(host: &str, path: &str, auth: Option<&str>) -> Option<u16> {
         let mut s = std::net::TcpStream::connect(host).ok()?;
-        let auth = auth
-            .map(|a| format!("AUTHORIZATION-APP-API: {a}\r\nEX-APP-ID: waggle\r\n"))
-            .unwrap_or_default();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
-        )
-        .ok()?;
+        let auth =
+            auth.map(|a| format!("AUTHORIZATION-APP-API: {a}\r\nEX-APP-ID: waggle\r\n")).unwrap_or_default();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n").ok()?;
         let mut buf = String::new();
         s.read_to_string(&mut buf).ok()?;
         buf.get(9..12)?.parse().ok()

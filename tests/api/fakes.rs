@@ -32,13 +32,13 @@ impl Recorded {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+    /// The body as JSON (`Null` when it is empty or not JSON).
     pub(crate) fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("recorded body is JSON")
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 }
 
-type Responder =
-    Arc<dyn Fn(Recorded) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
+type Responder = Arc<dyn Fn(Recorded) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send + Sync>;
 
 struct Rule {
     method: Method,
@@ -77,13 +77,8 @@ impl Fake {
     }
 
     /// Answers `method path` with the async `respond` (newest rule wins; `times` limits its uses).
-    pub(crate) fn on_async<F, Fut>(
-        &self,
-        method: Method,
-        path: &str,
-        times: Option<usize>,
-        respond: F,
-    ) where
+    pub(crate) fn on_async<F, Fut>(&self, method: Method, path: &str, times: Option<usize>, respond: F)
+    where
         F: Fn(Recorded) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response> + Send + 'static,
     {
@@ -111,10 +106,7 @@ impl Fake {
 
     /// Requests to `path`.
     pub(crate) fn requests_to(&self, path: &str) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path() == path)
-            .collect()
+        self.requests().into_iter().filter(|r| r.path() == path).collect()
     }
 
     /// Waits until `pred` holds over the log, or panics after `timeout`.
@@ -131,10 +123,7 @@ impl Fake {
                 return log;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!(
-                    "condition not met within {timeout:?}; received: {:#?}",
-                    self.requests()
-                );
+                panic!("condition not met within {timeout:?}; received: {:#?}", self.requests());
             }
         }
     }
@@ -142,9 +131,7 @@ impl Fake {
 
 async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
     let recorded = Recorded {
         method: parts.method.clone(),
         uri: parts.uri.to_string(),
@@ -155,9 +142,7 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     shared.arrived.notify_waiters();
     let responder = {
         let mut rules = shared.rules.lock().unwrap();
-        let found = rules
-            .iter_mut()
-            .find(|r| r.method == recorded.method && r.path == recorded.path());
+        let found = rules.iter_mut().find(|r| r.method == recorded.method && r.path == recorded.path());
         match found {
             Some(rule) => {
                 if let Some(n) = rule.remaining.as_mut() {
@@ -185,11 +170,14 @@ pub(crate) fn ocs_ok(data: &Value) -> Value {
 pub(crate) async fn nextcloud() -> Fake {
     let nc = Fake::start().await;
     nc.on(
-        Method::PUT,
-        "/ocs/v1.php/apps/app_api/ex-app/status",
+        Method::GET,
+        "/ocs/v2.php/cloud/capabilities",
         StatusCode::OK,
-        ocs_ok(&json!([])),
+        ocs_ok(
+            &json!({"version": {"major": 31}, "capabilities": {"theming": {"instanceid": "octestinstance"}}}),
+        ),
     );
+    nc.on(Method::PUT, "/ocs/v1.php/apps/app_api/ex-app/status", StatusCode::OK, ocs_ok(&json!([])));
     nc.on(
         Method::GET,
         "/ocs/v2.php/cloud/users/admin",

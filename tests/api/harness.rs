@@ -52,10 +52,7 @@ impl Builder {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         env.insert("NEXTCLOUD_URL".into(), nc.url());
-        env.insert(
-            "APP_PERSISTENT_STORAGE".into(),
-            storage.path().display().to_string(),
-        );
+        env.insert("APP_PERSISTENT_STORAGE".into(), storage.path().display().to_string());
         env.extend(self.env);
         let settings = Settings::load_from(&env).expect("test settings are valid");
         let app = App::build(settings).await.expect("app builds");
@@ -64,19 +61,8 @@ impl Builder {
         let stop = CancellationToken::new();
         let s = stop.clone();
         let handle = tokio::spawn(app.run_until_stopped(async move { s.cancelled().await }));
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        TestApp {
-            addr,
-            nc,
-            client,
-            storage,
-            state,
-            stop,
-            handle,
-        }
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        TestApp { addr, nc, client, storage, state, stop, handle }
     }
 }
 
@@ -94,12 +80,7 @@ impl TestApp {
     }
 
     /// A request carrying AppAPI headers for `user` (empty = system context).
-    pub(crate) fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        user: &str,
-    ) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str, user: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, self.url(path))
             .header("AUTHORIZATION-APP-API", appapi_token(user, SECRET))

@@ -18,14 +18,8 @@ async fn heartbeat_answers_ok_without_auth() {
     assert!(r.headers().contains_key("x-request-id"));
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "heartbeat must be immediate"
-    );
-    assert!(
-        app.nc.requests().is_empty(),
-        "heartbeat calls nothing upstream"
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "heartbeat must be immediate");
+    assert!(app.nc.requests().is_empty(), "heartbeat calls nothing upstream");
 }
 
 /// Real Nextcloud answers the final `progress: 100` only after calling `/heartbeat` and
@@ -35,60 +29,42 @@ async fn heartbeat_answers_ok_without_auth() {
 async fn init_reports_progress_and_nextcloud_enables_while_the_report_is_open() {
     let app = TestApp::spawn().await;
     let base = app.url("");
-    app.nc.on_async(
-        Method::PUT,
-        "/ocs/v1.php/apps/app_api/ex-app/status",
-        None,
-        move |req| {
-            let base = base.clone();
-            async move {
-                if req.json()["progress"] == 100 {
-                    let c = reqwest::Client::new();
-                    let hb = c.get(format!("{base}/heartbeat")).send().await.unwrap();
-                    assert_eq!(hb.status(), 200);
-                    let en = c
-                        .put(format!("{base}/enabled?enabled=1"))
-                        .header("AUTHORIZATION-APP-API", appapi_token("", SECRET))
-                        .header("EX-APP-ID", APP_ID)
-                        .header("EX-APP-VERSION", "0.1.0")
-                        .header("AA-VERSION", "5.0.2")
-                        .header("Accept-Language", "en")
-                        .send()
-                        .await
-                        .unwrap();
-                    let body: Value = en.json().await.unwrap();
-                    assert_eq!(body, json!({"error": ""}));
-                }
-                (StatusCode::OK, axum::Json(ocs_ok(&json!([])))).into_response()
+    app.nc.on_async(Method::PUT, "/ocs/v1.php/apps/app_api/ex-app/status", None, move |req| {
+        let base = base.clone();
+        async move {
+            if req.json()["progress"] == 100 {
+                let c = reqwest::Client::new();
+                let hb = c.get(format!("{base}/heartbeat")).send().await.unwrap();
+                assert_eq!(hb.status(), 200);
+                let en = c
+                    .put(format!("{base}/enabled?enabled=1"))
+                    .header("AUTHORIZATION-APP-API", appapi_token("", SECRET))
+                    .header("EX-APP-ID", APP_ID)
+                    .header("EX-APP-VERSION", "0.1.0")
+                    .header("AA-VERSION", "5.0.2")
+                    .header("Accept-Language", "en")
+                    .send()
+                    .await
+                    .unwrap();
+                let body: Value = en.json().await.unwrap();
+                assert_eq!(body, json!({"error": ""}));
             }
-        },
-    );
+            (StatusCode::OK, axum::Json(ocs_ok(&json!([])))).into_response()
+        }
+    });
 
     let hb = app.client.get(app.url("/heartbeat")).send().await.unwrap();
     assert_eq!(hb.status(), 200);
     let started = Instant::now();
-    let init = app
-        .request(Method::POST, "/init", "")
-        .header("AA-REQUEST-ID", "CLI")
-        .send()
-        .await
-        .unwrap();
+    let init = app.request(Method::POST, "/init", "").header("AA-REQUEST-ID", "CLI").send().await.unwrap();
     assert_eq!(init.status(), 200);
-    assert_eq!(
-        init.headers()["x-request-id"],
-        "CLI",
-        "AA-REQUEST-ID is reused as the request id"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "/init answers at once"
-    );
+    assert_eq!(init.headers()["x-request-id"], "CLI", "AA-REQUEST-ID is reused as the request id");
+    assert!(started.elapsed() < Duration::from_secs(1), "/init answers at once");
 
     let log = app
         .nc
         .wait_for(Duration::from_secs(10), |log| {
-            log.iter()
-                .any(|r| r.path().ends_with("/ex-app/status") && r.json()["progress"] == 100)
+            log.iter().any(|r| r.path().ends_with("/ex-app/status") && r.json()["progress"] == 100)
         })
         .await;
     let progress: Vec<i64> = log
@@ -97,16 +73,10 @@ async fn init_reports_progress_and_nextcloud_enables_while_the_report_is_open() 
         .map(|r| r.json()["progress"].as_i64().unwrap())
         .collect();
     assert_eq!(progress.last(), Some(&100));
-    assert!(
-        progress.windows(2).all(|w| w[0] < w[1]),
-        "progress only grows: {progress:?}"
-    );
+    assert!(progress.windows(2).all(|w| w[0] < w[1]), "progress only grows: {progress:?}");
     let report = &log[0];
     assert_eq!(report.method, Method::PUT);
-    assert_eq!(
-        report.header("authorization-app-api"),
-        Some(appapi_token("", SECRET).as_str())
-    );
+    assert_eq!(report.header("authorization-app-api"), Some(appapi_token("", SECRET).as_str()));
     assert_eq!(report.header("ex-app-id"), Some(APP_ID));
     assert_eq!(report.header("ex-app-version"), Some("0.1.0"));
     assert_eq!(report.header("aa-version"), Some("5.0.2"));
@@ -137,91 +107,43 @@ async fn init_failure_is_reported_as_an_error() {
     assert_eq!(r.status(), 200);
     let log = app
         .nc
-        .wait_for(Duration::from_secs(10), |log| {
-            log.iter().any(|r| r.json().get("error").is_some())
-        })
+        .wait_for(Duration::from_secs(10), |log| log.iter().any(|r| r.json().get("error").is_some()))
         .await;
-    let err = log
-        .iter()
-        .find_map(|r| r.json().get("error").cloned())
-        .unwrap();
-    assert!(
-        err.as_str().unwrap().contains("persistent storage"),
-        "{err}"
-    );
-    assert!(
-        log.iter().all(|r| r.json()["progress"] != 100),
-        "no success after a failure"
-    );
+    let err = log.iter().find_map(|r| r.json().get("error").cloned()).unwrap();
+    assert!(err.as_str().unwrap().contains("persistent storage"), "{err}");
+    assert!(log.iter().all(|r| r.json()["progress"] != 100), "no success after a failure");
 }
 
 #[tokio::test]
 async fn concurrent_inits_share_one_run() {
     let app = TestApp::spawn().await;
     // Slow progress reports keep the first run busy while the second /init arrives.
-    app.nc.on_async(
-        Method::PUT,
-        "/ocs/v1.php/apps/app_api/ex-app/status",
-        None,
-        |_| async {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            (StatusCode::OK, axum::Json(ocs_ok(&json!([])))).into_response()
-        },
-    );
+    app.nc.on_async(Method::PUT, "/ocs/v1.php/apps/app_api/ex-app/status", None, |_| async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        (StatusCode::OK, axum::Json(ocs_ok(&json!([])))).into_response()
+    });
     let (a, b) = tokio::join!(
         app.request(Method::POST, "/init", "").send(),
         app.request(Method::POST, "/init", "").send()
     );
-    assert_eq!(
-        (a.unwrap().status(), b.unwrap().status()),
-        (StatusCode::OK, StatusCode::OK)
-    );
-    app.nc
-        .wait_for(Duration::from_secs(10), |log| {
-            log.iter().any(|r| r.json()["progress"] == 100)
-        })
-        .await;
-    let first_steps = app
-        .nc
-        .requests()
-        .iter()
-        .filter(|r| r.json()["progress"] == 10)
-        .count();
-    assert_eq!(
-        first_steps, 1,
-        "one init run for two concurrent /init calls"
-    );
+    assert_eq!((a.unwrap().status(), b.unwrap().status()), (StatusCode::OK, StatusCode::OK));
+    app.nc.wait_for(Duration::from_secs(10), |log| log.iter().any(|r| r.json()["progress"] == 100)).await;
+    let first_steps = app.nc.requests().iter().filter(|r| r.json()["progress"] == 10).count();
+    assert_eq!(first_steps, 1, "one init run for two concurrent /init calls");
 }
 
 #[tokio::test]
 async fn enabled_toggles_and_rejects_bad_values() {
     let app = TestApp::spawn().await;
-    let r = app
-        .request(Method::PUT, "/enabled?enabled=1", "")
-        .send()
-        .await
-        .unwrap();
+    let r = app.request(Method::PUT, "/enabled?enabled=1", "").send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": ""}));
     assert!(app.state.lifecycle.is_enabled());
-    let r = app
-        .request(Method::PUT, "/enabled?enabled=0", "")
-        .send()
-        .await
-        .unwrap();
+    let r = app.request(Method::PUT, "/enabled?enabled=0", "").send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": ""}));
     assert!(!app.state.lifecycle.is_enabled());
-    let r = app
-        .request(Method::PUT, "/enabled?enabled=yes", "")
-        .send()
-        .await
-        .unwrap();
+    let r = app.request(Method::PUT, "/enabled?enabled=yes", "").send().await.unwrap();
     assert_eq!(r.status(), 400);
-    assert!(
-        !r.json::<Value>().await.unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(!r.json::<Value>().await.unwrap()["error"].as_str().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -230,17 +152,10 @@ async fn enable_fails_with_a_message_when_storage_is_unusable() {
     let storage = app.storage_path();
     std::fs::remove_dir_all(&storage).unwrap();
     std::fs::write(&storage, b"x").unwrap();
-    let r = app
-        .request(Method::PUT, "/enabled?enabled=1", "")
-        .send()
-        .await
-        .unwrap();
+    let r = app.request(Method::PUT, "/enabled?enabled=1", "").send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert!(
-        body["error"].as_str().unwrap().contains("storage"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("storage"), "{body}");
     assert!(!app.state.lifecycle.is_enabled());
 }
 
@@ -248,19 +163,10 @@ async fn enable_fails_with_a_message_when_storage_is_unusable() {
 async fn shutdown_drains_in_flight_requests() {
     let app = TestApp::spawn().await;
     // A slow OCS answer keeps an admin request in flight while we stop.
-    app.nc.on_async(
-        Method::GET,
-        "/ocs/v2.php/cloud/users/admin",
-        None,
-        |_| async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            (
-                StatusCode::OK,
-                axum::Json(ocs_ok(&json!({"groups":["admin"]}))),
-            )
-                .into_response()
-        },
-    );
+    app.nc.on_async(Method::GET, "/ocs/v2.php/cloud/users/admin", None, |_| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (StatusCode::OK, axum::Json(ocs_ok(&json!({"groups":["admin"]})))).into_response()
+    });
     let request = app.request(Method::GET, "/admin/status", "admin").send();
     let in_flight = tokio::spawn(request);
     tokio::time::sleep(Duration::from_millis(100)).await;

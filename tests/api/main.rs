@@ -7,4 +7,5 @@ mod auth_matrix;
 mod config_cli;
 mod lifecycle;
 mod manifest;
+mod saas_proxy;
 mod unix_socket;

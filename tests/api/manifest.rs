@@ -33,8 +33,7 @@ fn manifest() -> (roxmltree::Document<'static>, Vec<Route>) {
                     .to_owned()
             };
             assert!(
-                r.children()
-                    .all(|c| !c.has_tag_name("bruteforce_protection")),
+                r.children().all(|c| !c.has_tag_name("bruteforce_protection")),
                 "no route carries bruteforce_protection"
             );
             let level = match child("access_level").as_str() {
@@ -43,11 +42,7 @@ fn manifest() -> (roxmltree::Document<'static>, Vec<Route>) {
                 "ADMIN" | "2" => 2,
                 other => panic!("bad access level {other}"),
             };
-            Route {
-                url: child("url"),
-                verbs: child("verb"),
-                level,
-            }
+            Route { url: child("url"), verbs: child("verb"), level }
         })
         .collect();
     (doc, routes)
@@ -58,10 +53,7 @@ fn manifest() -> (roxmltree::Document<'static>, Vec<Route>) {
 fn match_aa502<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<&'a Route> {
     let bare = path.trim_start_matches('/');
     routes.iter().find(|r| {
-        let re = RegexBuilder::new(&r.url)
-            .case_insensitive(true)
-            .build()
-            .unwrap();
+        let re = RegexBuilder::new(&r.url).case_insensitive(true).build().unwrap();
         re.is_match(bare) && r.verbs.to_uppercase().contains(method)
     })
 }
@@ -69,22 +61,14 @@ fn match_aa502<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<&'a 
 /// AppAPI main and backports: `~^(?:<url>)~i` on `/<path>`, first path+verb match decides.
 fn match_aa_main<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<&'a Route> {
     routes.iter().find(|r| {
-        let re = RegexBuilder::new(&format!("^(?:{})", r.url))
-            .case_insensitive(true)
-            .build()
-            .unwrap();
+        let re = RegexBuilder::new(&format!("^(?:{})", r.url)).case_insensitive(true).build().unwrap();
         re.is_match(path) && r.verbs.to_uppercase().contains(method)
     })
 }
 
 /// HaRP: Python `re.match` (anchored at the start, case-sensitive) on `/<path>`; verbs ignored.
 fn match_harp<'a>(routes: &'a [Route], path: &str) -> Option<&'a Route> {
-    routes.iter().find(|r| {
-        RegexBuilder::new(&format!("^(?:{})", r.url))
-            .build()
-            .unwrap()
-            .is_match(path)
-    })
+    routes.iter().find(|r| RegexBuilder::new(&format!("^(?:{})", r.url)).build().unwrap().is_match(path))
 }
 
 /// What the router serves, with the access level each path needs.
@@ -96,14 +80,16 @@ const SERVED: &[(&str, &str, u8)] = &[
     ("GET", "/css/x.css", 0),
     ("GET", "/assets/x.js", 0),
     ("GET", "/admin/status", 2),
+    ("GET", "/api/v1/things", 1),
+    ("POST", "/api/v1/things", 1),
+    ("PUT", "/api/x", 1),
+    ("DELETE", "/api/x", 1),
+    ("GET", "/auth/session", 1),
+    ("POST", "/auth/login", 1),
 ];
 
 /// Called by AppAPI directly: must never be reachable through the proxy.
-const LIFECYCLE: &[(&str, &str)] = &[
-    ("GET", "/heartbeat"),
-    ("POST", "/init"),
-    ("PUT", "/enabled"),
-];
+const LIFECYCLE: &[(&str, &str)] = &[("GET", "/heartbeat"), ("POST", "/init"), ("PUT", "/enabled")];
 
 #[test]
 fn every_served_path_is_declared_with_its_access_level_under_every_matcher() {
@@ -115,25 +101,13 @@ fn every_served_path_is_declared_with_its_access_level_under_every_matcher() {
             ("HaRP", match_harp(&routes, path)),
         ] {
             let route = found.unwrap_or_else(|| panic!("{name}: {method} {path} matches no route"));
-            assert_eq!(
-                route.level, *level,
-                "{name}: {method} {path} matched {route:?}"
-            );
+            assert_eq!(route.level, *level, "{name}: {method} {path} matched {route:?}");
         }
     }
     for (method, path) in LIFECYCLE {
-        assert!(
-            match_aa502(&routes, method, path).is_none(),
-            "{path} must not be declared"
-        );
-        assert!(
-            match_aa_main(&routes, method, path).is_none(),
-            "{path} must not be declared"
-        );
-        assert!(
-            match_harp(&routes, path).is_none(),
-            "{path} must not be declared"
-        );
+        assert!(match_aa502(&routes, method, path).is_none(), "{path} must not be declared");
+        assert!(match_aa_main(&routes, method, path).is_none(), "{path} must not be declared");
+        assert!(match_harp(&routes, path).is_none(), "{path} must not be declared");
     }
 }
 
@@ -141,9 +115,7 @@ fn every_served_path_is_declared_with_its_access_level_under_every_matcher() {
 fn every_declared_route_is_exercised() {
     let (_doc, routes) = manifest();
     for route in &routes {
-        let used = SERVED
-            .iter()
-            .any(|(m, p, _)| match_aa_main(&routes, m, p) == Some(route));
+        let used = SERVED.iter().any(|(m, p, _)| match_aa_main(&routes, m, p) == Some(route));
         assert!(used, "route {route:?} has no served path in the table");
     }
 }
@@ -153,35 +125,21 @@ async fn the_router_enforces_what_the_manifest_declares() {
     let app = TestApp::spawn().await;
     for (method, path, level) in SERVED {
         let m = Method::from_bytes(method.as_bytes()).unwrap();
-        let anonymous = app
-            .client
-            .request(m.clone(), app.url(path))
-            .send()
-            .await
-            .unwrap();
+        let anonymous = app.client.request(m.clone(), app.url(path)).send().await.unwrap();
         assert_eq!(anonymous.status(), 401, "{path} needs the AppAPI secret");
         let system = app.request(m.clone(), path, "").send().await.unwrap();
         if *level == 0 {
-            assert!(
-                ![401, 403].contains(&system.status().as_u16()),
-                "{path} is PUBLIC"
-            );
+            assert!(![401, 403].contains(&system.status().as_u16()), "{path} is PUBLIC");
         } else {
             assert_eq!(system.status(), 401, "{path} needs a user");
         }
         let user = app.request(m.clone(), path, "alice").send().await.unwrap();
         match level {
             2 => assert_eq!(user.status(), 403, "{path} needs an admin"),
-            _ => assert!(
-                ![401, 403].contains(&user.status().as_u16()),
-                "{path} admits users"
-            ),
+            _ => assert!(![401, 403].contains(&user.status().as_u16()), "{path} admits users"),
         }
         let admin = app.request(m, path, "admin").send().await.unwrap();
-        assert!(
-            ![401, 403, 405].contains(&admin.status().as_u16()),
-            "{path} admits admins"
-        );
+        assert!(![401, 403, 405].contains(&admin.status().as_u16()), "{path} admits admins");
     }
 }
 
@@ -189,50 +147,24 @@ async fn the_router_enforces_what_the_manifest_declares() {
 fn manifest_metadata_is_complete() {
     let (doc, _) = manifest();
     let text = |tag: &str| {
-        doc.descendants()
-            .find(|n| n.has_tag_name(tag))
-            .and_then(|n| n.text())
-            .unwrap_or("")
-            .trim()
-            .to_owned()
+        doc.descendants().find(|n| n.has_tag_name(tag)).and_then(|n| n.text()).unwrap_or("").trim().to_owned()
     };
     assert_eq!(text("id"), "waggle");
     assert_eq!(text("licence"), "AGPL-3.0-or-later");
-    assert_eq!(
-        text("version"),
-        env!("CARGO_PKG_VERSION"),
-        "info.xml version follows Cargo.toml"
-    );
-    assert_eq!(
-        text("image-tag"),
-        env!("CARGO_PKG_VERSION"),
-        "image tag follows the version"
-    );
-    let nc = doc
-        .descendants()
-        .find(|n| n.has_tag_name("nextcloud"))
-        .unwrap();
-    assert_eq!(
-        (nc.attribute("min-version"), nc.attribute("max-version")),
-        (Some("31"), Some("35"))
-    );
+    assert_eq!(text("version"), env!("CARGO_PKG_VERSION"), "info.xml version follows Cargo.toml");
+    assert_eq!(text("image-tag"), env!("CARGO_PKG_VERSION"), "image tag follows the version");
+    let nc = doc.descendants().find(|n| n.has_tag_name("nextcloud")).unwrap();
+    assert_eq!((nc.attribute("min-version"), nc.attribute("max-version")), (Some("31"), Some("35")));
     let declared: Vec<String> = doc
         .descendants()
         .filter(|n| n.has_tag_name("variable"))
         .filter_map(|v| {
-            v.children()
-                .find(|c| c.has_tag_name("name"))
-                .and_then(|c| c.text())
-                .map(str::to_owned)
+            v.children().find(|c| c.has_tag_name("name")).and_then(|c| c.text()).map(str::to_owned)
         })
         .collect();
-    for var in [
-        "WAGGLE_SERVICE_URL",
-        "WAGGLE_TENANT_KEY",
-        "WAGGLE_TENANT_KEY_ID",
-        "WAGGLE_LOG_FORMAT",
-        "RUST_LOG",
-    ] {
+    for var in
+        ["WAGGLE_SERVICE_URL", "WAGGLE_TENANT_KEY", "WAGGLE_TENANT_KEY_ID", "WAGGLE_LOG_FORMAT", "RUST_LOG"]
+    {
         assert!(declared.iter().any(|d| d == var), "{var} is declared");
     }
 }
@@ -243,12 +175,9 @@ fn manifest_metadata_is_complete() {
 fn printed_registration_json_matches_the_manifest() {
     let (_doc, routes) = manifest();
     for doc in ["README.md", "docs/DEPLOY.md"] {
-        let text =
-            std::fs::read_to_string(format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let start = text
-            .find("cat > waggle.json <<'EOF'\n")
-            .unwrap_or_else(|| panic!("{doc} prints the JSON"))
-            + 26;
+        let text = std::fs::read_to_string(format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let start =
+            text.find("cat > waggle.json <<'EOF'\n").unwrap_or_else(|| panic!("{doc} prints the JSON")) + 26;
         let end = start + text[start..].find("\nEOF").unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&text[start..end]).unwrap_or_else(|e| panic!("{doc}: {e}"));
@@ -261,12 +190,7 @@ fn printed_registration_json_matches_the_manifest() {
             .map(|r| Route {
                 url: r["url"].as_str().unwrap().to_owned(),
                 verbs: r["verb"].as_str().unwrap().to_owned(),
-                level: u8::try_from(
-                    r["access_level"]
-                        .as_u64()
-                        .expect("access_level is an integer"),
-                )
-                .unwrap(),
+                level: u8::try_from(r["access_level"].as_u64().expect("access_level is an integer")).unwrap(),
             })
             .collect();
         assert_eq!(printed, routes, "{doc}");

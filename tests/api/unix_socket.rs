@@ -10,21 +10,13 @@ use crate::harness::{APP_ID, SECRET, TestApp, appapi_token};
 
 async fn get(socket: &std::path::Path, path: &str, auth: Option<String>) -> (u16, String) {
     let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     let mut req = http::Request::get(path).header("host", "localhost");
     if let Some(a) = auth {
-        req = req
-            .header("authorization-app-api", a)
-            .header("ex-app-id", APP_ID)
-            .header("aa-version", "32");
+        req = req.header("authorization-app-api", a).header("ex-app-id", APP_ID).header("aa-version", "32");
     }
-    let response = sender
-        .send_request(req.body(Empty::<Bytes>::new()).unwrap())
-        .await
-        .unwrap();
+    let response = sender.send_request(req.body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
@@ -64,9 +56,7 @@ async fn listens_on_the_harp_socket_when_the_shared_key_is_set() {
         env.insert(k.into(), v.into());
     }
     let settings = waggle::Settings::load_from(&env).unwrap();
-    waggle::healthcheck::run(&settings, Duration::from_secs(2))
-        .await
-        .unwrap();
+    waggle::healthcheck::run(&settings, Duration::from_secs(2)).await.unwrap();
 
     app.stop().await.unwrap();
     assert!(!socket.exists(), "the socket is removed at shutdown");

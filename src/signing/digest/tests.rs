@@ -40,10 +40,7 @@ fn parse_round_trips_and_tolerates_other_algorithms() {
 #[test]
 fn parse_rejects_bad_values() {
     let good = content_digest_value(b"abc");
-    let b64 = good
-        .trim_start_matches("sha-256=:")
-        .trim_end_matches(':')
-        .to_owned();
+    let b64 = good.trim_start_matches("sha-256=:").trim_end_matches(':').to_owned();
     let cases: Vec<(String, DigestError)> = vec![
         (String::new(), DigestError::MissingSha256),
         ("sha-512=:AAAA:".to_owned(), DigestError::MissingSha256),
@@ -51,18 +48,12 @@ fn parse_rejects_bad_values() {
         (format!("sha-256={b64}"), DigestError::Malformed),
         ("sha-256=:AAAA:".to_owned(), DigestError::BadSha256),
         (
-            format!(
-                "sha-256=:{}:",
-                base64::engine::general_purpose::STANDARD.encode([0u8; 33])
-            ),
+            format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode([0u8; 33])),
             DigestError::BadSha256,
         ),
         (format!("sha-256=\"{b64}\""), DigestError::BadSha256),
         (format!("{good};x=1"), DigestError::BadSha256),
-        (
-            format!("sha-256=:{}:", b64.replace('+', "-").replace('/', "_")),
-            DigestError::Malformed,
-        ),
+        (format!("sha-256=:{}:", b64.replace('+', "-").replace('/', "_")), DigestError::Malformed),
         ("sha-256=:".to_owned(), DigestError::Malformed),
         ("x".repeat(MAX_CONTENT_DIGEST_LEN + 1), DigestError::TooLong),
     ];
@@ -75,13 +66,7 @@ fn parse_rejects_bad_values() {
 fn verify_detects_tampering() {
     let value = content_digest_value(b"payload");
     assert_eq!(verify_content_digest(&value, b"payload"), Ok(()));
-    assert_eq!(
-        verify_content_digest(&value, b"payloaD"),
-        Err(DigestError::Mismatch)
-    );
-    assert_eq!(
-        verify_content_digest(&value, b""),
-        Err(DigestError::Mismatch)
-    );
+    assert_eq!(verify_content_digest(&value, b"payloaD"), Err(DigestError::Mismatch));
+    assert_eq!(verify_content_digest(&value, b""), Err(DigestError::Mismatch));
     assert_eq!(verify_content_digest(EMPTY_BODY_DIGEST, b""), Ok(()));
 }

@@ -20,10 +20,7 @@ fn other_key() -> SigningKey {
 }
 
 fn lookup(id: &str) -> Option<Vec<u8>> {
-    [key(), other_key()]
-        .into_iter()
-        .find(|k| k.id() == id)
-        .map(|k| k.secret().to_vec())
+    [key(), other_key()].into_iter().find(|k| k.id() == id).map(|k| k.secret().to_vec())
 }
 
 struct Req {
@@ -39,21 +36,16 @@ impl Req {
 
     fn set(&mut self, name: &str, value: &str) {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
-        self.headers
-            .insert(name, HeaderValue::from_str(value).expect("value"));
+        self.headers.insert(name, HeaderValue::from_str(value).expect("value"));
     }
 
     fn append(&mut self, name: &str, value: &str) {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
-        self.headers
-            .append(name, HeaderValue::from_str(value).expect("value"));
+        self.headers.append(name, HeaderValue::from_str(value).expect("value"));
     }
 
     fn input(&self) -> String {
-        self.headers[headers::SIGNATURE_INPUT]
-            .to_str()
-            .expect("ascii")
-            .to_owned()
+        self.headers[headers::SIGNATURE_INPUT].to_str().expect("ascii").to_owned()
     }
 
     /// Replaces `Signature-Input` with `sig1=<raw>` and a MAC that is valid over it, so checks
@@ -67,10 +59,7 @@ impl Req {
         let msg = self.message();
         let mut base = String::new();
         for c in &covered {
-            base.push_str(&format!(
-                "{c}: {}\n",
-                msg.component_value(c).unwrap_or_default()
-            ));
+            base.push_str(&format!("{c}: {}\n", msg.component_value(c).unwrap_or_default()));
         }
         base.push_str(&format!("\"@signature-params\": {raw}"));
         let mac = mac(key().secret(), &base).finalize().into_bytes();
@@ -79,11 +68,7 @@ impl Req {
 }
 
 fn api_req(method: Method, uri: &str, body: &[u8], user: &str) -> Req {
-    let mut req = Req {
-        method,
-        uri: uri.parse().expect("uri"),
-        headers: HeaderMap::new(),
-    };
+    let mut req = Req { method, uri: uri.parse().expect("uri"), headers: HeaderMap::new() };
     req.set("content-digest", &content_digest_value(body));
     req.set("x-waggle-user", user);
     req.set("x-waggle-instance", "ocinstance1");
@@ -91,21 +76,9 @@ fn api_req(method: Method, uri: &str, body: &[u8], user: &str) -> Req {
 }
 
 fn signed_api(created: u64) -> Req {
-    let mut req = api_req(
-        Method::GET,
-        "https://saas.example.com/api/v1/items?q=a%20b",
-        b"",
-        "alice",
-    );
-    let sig = sign_request(
-        &key(),
-        Purpose::Api,
-        &req.message(),
-        &api_components(),
-        created,
-        NONCE,
-    )
-    .expect("sign");
+    let mut req = api_req(Method::GET, "https://saas.example.com/api/v1/items?q=a%20b", b"", "alice");
+    let sig =
+        sign_request(&key(), Purpose::Api, &req.message(), &api_components(), created, NONCE).expect("sign");
     sig.apply(&mut req.headers).expect("apply");
     req
 }
@@ -132,15 +105,7 @@ fn callback_req(body: &[u8], method_override: Option<&str>) -> Req {
 fn signed_callback(body: &[u8], method_override: Option<&str>) -> Req {
     let mut req = callback_req(body, method_override);
     let covered = callback_components(method_override.is_some(), !body.is_empty());
-    let sig = sign_request(
-        &key(),
-        Purpose::Callback,
-        &req.message(),
-        &covered,
-        NOW,
-        NONCE,
-    )
-    .expect("sign");
+    let sig = sign_request(&key(), Purpose::Callback, &req.message(), &covered, NOW, NONCE).expect("sign");
     sig.apply(&mut req.headers).expect("apply");
     req
 }
@@ -150,11 +115,7 @@ fn verify_api(req: &Req, now: u64) -> Result<Verified, VerifyError> {
 }
 
 fn verify_callback(req: &Req, now: u64) -> Result<Verified, VerifyError> {
-    verify_request(
-        &req.message(),
-        lookup,
-        &VerifyPolicy::callback(now, &req.headers),
-    )
+    verify_request(&req.message(), lookup, &VerifyPolicy::callback(now, &req.headers))
 }
 
 fn err_api(req: &Req) -> VerifyError {
@@ -174,35 +135,22 @@ fn api_signature_round_trips_and_returns_nonce_and_keyid() {
 
 #[test]
 fn callback_signatures_round_trip_with_and_without_override_and_body() {
-    for (body, ov) in [
-        (&b""[..], None),
-        (&b"<x/>"[..], Some("PROPFIND")),
-        (&b"<x/>"[..], None),
-        (&b""[..], Some("MKCOL")),
-    ] {
+    for (body, ov) in
+        [(&b""[..], None), (&b"<x/>"[..], Some("PROPFIND")), (&b"<x/>"[..], None), (&b""[..], Some("MKCOL"))]
+    {
         let req = signed_callback(body, ov);
         let verified = verify_callback(&req, NOW).expect("valid");
-        assert_eq!(
-            verified.covered,
-            callback_components(ov.is_some(), !body.is_empty())
-        );
+        assert_eq!(verified.covered, callback_components(ov.is_some(), !body.is_empty()));
     }
 }
 
 #[test]
 fn second_live_key_verifies_during_rotation() {
     let mut req = api_req(Method::PUT, "https://saas.example.com/api/x", b"{}", "bob");
-    sign_request(
-        &other_key(),
-        Purpose::Api,
-        &req.message(),
-        &api_components(),
-        NOW,
-        NONCE,
-    )
-    .expect("sign")
-    .apply(&mut req.headers)
-    .expect("apply");
+    sign_request(&other_key(), Purpose::Api, &req.message(), &api_components(), NOW, NONCE)
+        .expect("sign")
+        .apply(&mut req.headers)
+        .expect("apply");
     assert_eq!(verify_api(&req, NOW).expect("valid").keyid, "k2");
 }
 
@@ -230,50 +178,23 @@ fn signature_base_has_exact_shape_and_empty_user_line_ends_with_colon_space() {
 
 #[test]
 fn authority_normalisation() {
-    assert_eq!(
-        normalize_authority("https", "Example.COM:443").as_deref(),
-        Some("example.com")
-    );
-    assert_eq!(
-        normalize_authority("https", "example.com:8443").as_deref(),
-        Some("example.com:8443")
-    );
-    assert_eq!(
-        normalize_authority("http", "example.com:443").as_deref(),
-        Some("example.com:443")
-    );
-    assert_eq!(
-        normalize_authority("wss", "[::1]:443").as_deref(),
-        Some("[::1]")
-    );
-    assert_eq!(
-        normalize_authority("https", "[::443]").as_deref(),
-        Some("[::443]")
-    );
+    assert_eq!(normalize_authority("https", "Example.COM:443").as_deref(), Some("example.com"));
+    assert_eq!(normalize_authority("https", "example.com:8443").as_deref(), Some("example.com:8443"));
+    assert_eq!(normalize_authority("http", "example.com:443").as_deref(), Some("example.com:443"));
+    assert_eq!(normalize_authority("wss", "[::1]:443").as_deref(), Some("[::1]"));
+    assert_eq!(normalize_authority("https", "[::443]").as_deref(), Some("[::443]"));
     assert_eq!(normalize_authority("https", "").as_deref(), None);
-    assert_eq!(
-        normalize_authority("https", "u:p@example.com").as_deref(),
-        None
-    );
+    assert_eq!(normalize_authority("https", "u:p@example.com").as_deref(), None);
 }
 
 #[test]
 fn query_and_path_are_taken_as_sent() {
     let req = api_req(Method::GET, "https://h/a%2Fb/c?x=%C3%A9&y=1+2&z", b"", "u");
     let m = req.message();
-    assert_eq!(
-        m.component_value(&Component::Path).as_deref(),
-        Ok("/a%2Fb/c")
-    );
-    assert_eq!(
-        m.component_value(&Component::Query).as_deref(),
-        Ok("?x=%C3%A9&y=1+2&z")
-    );
+    assert_eq!(m.component_value(&Component::Path).as_deref(), Ok("/a%2Fb/c"));
+    assert_eq!(m.component_value(&Component::Query).as_deref(), Ok("?x=%C3%A9&y=1+2&z"));
     let req = api_req(Method::GET, "https://h/p?", b"", "u");
-    assert_eq!(
-        req.message().component_value(&Component::Query).as_deref(),
-        Ok("?")
-    );
+    assert_eq!(req.message().component_value(&Component::Query).as_deref(), Ok("?"));
 }
 
 #[test]
@@ -282,11 +203,7 @@ fn header_values_are_trimmed_and_generic_repeats_joined() {
     req.append("x-other", "a ");
     req.append("x-other", " b");
     let m = req.message();
-    assert_eq!(
-        m.component_value(&Component::Field(headers::X_WAGGLE_USER))
-            .as_deref(),
-        Ok("alice")
-    );
+    assert_eq!(m.component_value(&Component::Field(headers::X_WAGGLE_USER)).as_deref(), Ok("alice"));
     let other = Component::Field(HeaderName::from_static("x-other"));
     assert_eq!(m.component_value(&other).as_deref(), Ok("a, b"));
 }
@@ -297,20 +214,14 @@ fn purposes_never_verify_as_each_other() {
     let as_callback = verify_request(
         &api.message(),
         lookup,
-        &VerifyPolicy {
-            purpose: Purpose::Callback,
-            ..VerifyPolicy::api(NOW)
-        },
+        &VerifyPolicy { purpose: Purpose::Callback, ..VerifyPolicy::api(NOW) },
     );
     assert_eq!(as_callback, Err(VerifyError::TagMismatch));
     let cb = signed_callback(b"", None);
     let as_api = verify_request(
         &cb.message(),
         lookup,
-        &VerifyPolicy {
-            purpose: Purpose::Api,
-            ..VerifyPolicy::callback(NOW, &cb.headers)
-        },
+        &VerifyPolicy { purpose: Purpose::Api, ..VerifyPolicy::callback(NOW, &cb.headers) },
     );
     assert_eq!(as_api, Err(VerifyError::TagMismatch));
 }
@@ -321,23 +232,11 @@ fn time_window_edges() {
     assert!(verify_api(&req, NOW + 300).is_ok());
     assert_eq!(verify_api(&req, NOW + 301), Err(VerifyError::TooOld));
     assert!(verify_api(&req, NOW - 60).is_ok());
-    assert_eq!(
-        verify_api(&req, NOW - 61),
-        Err(VerifyError::CreatedInFuture)
-    );
+    assert_eq!(verify_api(&req, NOW - 61), Err(VerifyError::CreatedInFuture));
     // expires in the past while created is still young enough under a lax policy.
-    let lax = VerifyPolicy {
-        max_age: 10_000,
-        ..VerifyPolicy::api(NOW + 301)
-    };
-    assert_eq!(
-        verify_request(&req.message(), lookup, &lax),
-        Err(VerifyError::Expired)
-    );
-    let lax = VerifyPolicy {
-        max_age: 10_000,
-        ..VerifyPolicy::api(NOW + 300)
-    };
+    let lax = VerifyPolicy { max_age: 10_000, ..VerifyPolicy::api(NOW + 301) };
+    assert_eq!(verify_request(&req.message(), lookup, &lax), Err(VerifyError::Expired));
+    let lax = VerifyPolicy { max_age: 10_000, ..VerifyPolicy::api(NOW + 300) };
     assert!(verify_request(&req.message(), lookup, &lax).is_ok());
 }
 
@@ -355,22 +254,12 @@ fn shape_errors() {
     r.append("signature-input", &good.input());
     assert_eq!(err_api(&r), VerifyError::DuplicateHeader);
     let mut r = signed_api(NOW);
-    let sig = r.headers[headers::SIGNATURE]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let sig = r.headers[headers::SIGNATURE].to_str().expect("ascii").to_owned();
     r.append("signature", &sig);
     assert_eq!(err_api(&r), VerifyError::DuplicateHeader);
 
     let mut r = signed_api(NOW);
-    r.set(
-        "signature-input",
-        &format!(
-            "{};x=\"{}\"",
-            good.input(),
-            "a".repeat(MAX_SIGNATURE_HEADER_LEN)
-        ),
-    );
+    r.set("signature-input", &format!("{};x=\"{}\"", good.input(), "a".repeat(MAX_SIGNATURE_HEADER_LEN)));
     assert_eq!(err_api(&r), VerifyError::TooLong);
 }
 
@@ -400,39 +289,18 @@ fn malformed_signature_input() {
 fn malformed_signature_and_mac_length() {
     let sig = {
         let r = signed_api(NOW);
-        r.headers[headers::SIGNATURE]
-            .to_str()
-            .expect("ascii")
-            .to_owned()
+        r.headers[headers::SIGNATURE].to_str().expect("ascii").to_owned()
     };
-    let b64 = sig
-        .trim_start_matches("sig1=:")
-        .trim_end_matches(':')
-        .to_owned();
+    let b64 = sig.trim_start_matches("sig1=:").trim_end_matches(':').to_owned();
     let raw = STANDARD.decode(&b64).expect("b64");
     let cases = [
-        (
-            format!("sig1=:{}:", URL_SAFE_NO_PAD.encode(&raw)),
-            VerifyError::MalformedSignature,
-        ),
-        (
-            format!("sig1=:{}:", b64.trim_end_matches('=')),
-            VerifyError::MalformedSignature,
-        ),
+        (format!("sig1=:{}:", URL_SAFE_NO_PAD.encode(&raw)), VerifyError::MalformedSignature),
+        (format!("sig1=:{}:", b64.trim_end_matches('=')), VerifyError::MalformedSignature),
         (format!("sig1=:{b64}:;x=1"), VerifyError::MalformedSignature),
         ("sig1=(\"a\")".to_owned(), VerifyError::MalformedSignature),
         (format!("sig1=\"{b64}\""), VerifyError::MalformedSignature),
-        (
-            format!("sig1=:{}:", STANDARD.encode(&raw[..31])),
-            VerifyError::BadMacLength,
-        ),
-        (
-            format!(
-                "sig1=:{}:",
-                STANDARD.encode([raw.as_slice(), &[0]].concat())
-            ),
-            VerifyError::BadMacLength,
-        ),
+        (format!("sig1=:{}:", STANDARD.encode(&raw[..31])), VerifyError::BadMacLength),
+        (format!("sig1=:{}:", STANDARD.encode([raw.as_slice(), &[0]].concat())), VerifyError::BadMacLength),
         ("sig1=::".to_owned(), VerifyError::BadMacLength),
         (hex_of(&raw), VerifyError::MalformedSignature),
     ];
@@ -455,19 +323,10 @@ fn hex_of(raw: &[u8]) -> String {
 fn label_errors() {
     let good = signed_api(NOW);
     let input = good.input();
-    let sig = good.headers[headers::SIGNATURE]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let sig = good.headers[headers::SIGNATURE].to_str().expect("ascii").to_owned();
     let mut r = signed_api(NOW);
-    r.set(
-        "signature-input",
-        &format!("{input}, {}", input.replacen("sig1=", "sig2=", 1)),
-    );
-    r.set(
-        "signature",
-        &format!("{sig}, {}", sig.replacen("sig1=", "sig2=", 1)),
-    );
+    r.set("signature-input", &format!("{input}, {}", input.replacen("sig1=", "sig2=", 1)));
+    r.set("signature", &format!("{sig}, {}", sig.replacen("sig1=", "sig2=", 1)));
     assert_eq!(err_api(&r), VerifyError::LabelCount);
     let mut r = signed_api(NOW);
     r.set("signature-input", &input.replacen("sig1=", "sig2=", 1));
@@ -486,96 +345,30 @@ fn parameter_errors_after_a_valid_mac() {
     let good = signed_api(NOW).input();
     let raw = good.trim_start_matches("sig1=").to_owned();
     let cases = [
-        (
-            raw.replace("created=1700000000", "created=-1"),
-            VerifyError::InvalidTimestamp,
-        ),
-        (
-            raw.replace("created=1700000000", "created=\"1700000000\""),
-            VerifyError::InvalidTimestamp,
-        ),
-        (
-            raw.replace("created=1700000000", "created=1700000000.0"),
-            VerifyError::InvalidTimestamp,
-        ),
-        (
-            raw.replace("expires=1700000300", "expires=1699999999"),
-            VerifyError::InvalidTimestamp,
-        ),
-        (
-            raw.replace(&format!(";nonce=\"{NONCE}\""), ""),
-            VerifyError::MissingParameter,
-        ),
+        (raw.replace("created=1700000000", "created=-1"), VerifyError::InvalidTimestamp),
+        (raw.replace("created=1700000000", "created=\"1700000000\""), VerifyError::InvalidTimestamp),
+        (raw.replace("created=1700000000", "created=1700000000.0"), VerifyError::InvalidTimestamp),
+        (raw.replace("expires=1700000300", "expires=1699999999"), VerifyError::InvalidTimestamp),
+        (raw.replace(&format!(";nonce=\"{NONCE}\""), ""), VerifyError::MissingParameter),
         (raw.replace(NONCE, "short"), VerifyError::MissingParameter),
-        (
-            raw.replace(";keyid=\"k1\"", ""),
-            VerifyError::MissingParameter,
-        ),
-        (
-            raw.replace("keyid=\"k1\"", "keyid=k1"),
-            VerifyError::MissingParameter,
-        ),
-        (
-            raw.replace(";tag=\"waggle-api\"", ""),
-            VerifyError::MissingParameter,
-        ),
-        (
-            raw.replace(";alg=\"hmac-sha256\"", ""),
-            VerifyError::MissingParameter,
-        ),
-        (
-            raw.replace(";expires=1700000300", ""),
-            VerifyError::MissingParameter,
-        ),
+        (raw.replace(";keyid=\"k1\"", ""), VerifyError::MissingParameter),
+        (raw.replace("keyid=\"k1\"", "keyid=k1"), VerifyError::MissingParameter),
+        (raw.replace(";tag=\"waggle-api\"", ""), VerifyError::MissingParameter),
+        (raw.replace(";alg=\"hmac-sha256\"", ""), VerifyError::MissingParameter),
+        (raw.replace(";expires=1700000300", ""), VerifyError::MissingParameter),
         (format!("{raw};foo=1"), VerifyError::UnknownParameter),
-        (
-            raw.replace("hmac-sha256", "hmac-sha512"),
-            VerifyError::UnsupportedAlgorithm,
-        ),
-        (
-            raw.replace("hmac-sha256", "HMAC-SHA256"),
-            VerifyError::UnsupportedAlgorithm,
-        ),
-        (
-            raw.replace("\"@path\"", "\"@target-uri\""),
-            VerifyError::UnsupportedComponent,
-        ),
-        (
-            raw.replace("\"@path\"", "\"@Path\""),
-            VerifyError::UnsupportedComponent,
-        ),
-        (
-            raw.replace("\"x-waggle-user\"", "\"X-Waggle-User\""),
-            VerifyError::UnsupportedComponent,
-        ),
-        (
-            raw.replace("\"x-waggle-user\"", "\"x-waggle-user\";sf"),
-            VerifyError::UnsupportedComponent,
-        ),
-        (
-            raw.replace("\"@path\"", "\"@method\""),
-            VerifyError::UnsupportedComponent,
-        ),
-        (
-            raw.replace("keyid=\"k1\"", "keyid=\"nope\""),
-            VerifyError::UnknownKey,
-        ),
-        (
-            raw.replace("waggle-api", "waggle-nc"),
-            VerifyError::TagMismatch,
-        ),
-        (
-            raw.replace("waggle-api", "saas-api"),
-            VerifyError::TagMismatch,
-        ),
-        (
-            raw.replace(" \"x-waggle-instance\"", ""),
-            VerifyError::NotCovered,
-        ),
-        (
-            raw.replace("\"content-digest\" ", ""),
-            VerifyError::NotCovered,
-        ),
+        (raw.replace("hmac-sha256", "hmac-sha512"), VerifyError::UnsupportedAlgorithm),
+        (raw.replace("hmac-sha256", "HMAC-SHA256"), VerifyError::UnsupportedAlgorithm),
+        (raw.replace("\"@path\"", "\"@target-uri\""), VerifyError::UnsupportedComponent),
+        (raw.replace("\"@path\"", "\"@Path\""), VerifyError::UnsupportedComponent),
+        (raw.replace("\"x-waggle-user\"", "\"X-Waggle-User\""), VerifyError::UnsupportedComponent),
+        (raw.replace("\"x-waggle-user\"", "\"x-waggle-user\";sf"), VerifyError::UnsupportedComponent),
+        (raw.replace("\"@path\"", "\"@method\""), VerifyError::UnsupportedComponent),
+        (raw.replace("keyid=\"k1\"", "keyid=\"nope\""), VerifyError::UnknownKey),
+        (raw.replace("waggle-api", "waggle-nc"), VerifyError::TagMismatch),
+        (raw.replace("waggle-api", "saas-api"), VerifyError::TagMismatch),
+        (raw.replace(" \"x-waggle-instance\"", ""), VerifyError::NotCovered),
+        (raw.replace("\"content-digest\" ", ""), VerifyError::NotCovered),
     ];
     for (raw, want) in cases {
         let mut r = signed_api(NOW);
@@ -584,10 +377,7 @@ fn parameter_errors_after_a_valid_mac() {
     }
     // Control: a re-signed untouched input verifies, and parameter order is the sender's.
     let mut r = signed_api(NOW);
-    r.resign_raw(&raw.replace(
-        ";keyid=\"k1\";alg=\"hmac-sha256\"",
-        ";alg=\"hmac-sha256\";keyid=\"k1\"",
-    ));
+    r.resign_raw(&raw.replace(";keyid=\"k1\";alg=\"hmac-sha256\"", ";alg=\"hmac-sha256\";keyid=\"k1\""));
     assert!(verify_api(&r, NOW).is_ok());
 }
 
@@ -603,10 +393,7 @@ fn covered_component_presence_errors() {
     r.append("content-digest", EMPTY_BODY_DIGEST);
     assert_eq!(err_api(&r), VerifyError::DuplicateField);
     let mut r = signed_api(NOW);
-    r.headers.insert(
-        headers::X_WAGGLE_USER,
-        HeaderValue::from_bytes(b"ren\xe9").expect("obs-text"),
-    );
+    r.headers.insert(headers::X_WAGGLE_USER, HeaderValue::from_bytes(b"ren\xe9").expect("obs-text"));
     assert_eq!(err_api(&r), VerifyError::InvalidComponentValue);
     let mut r = signed_api(NOW);
     r.set("content-digest", "sha-512=:AAAA:");
@@ -623,14 +410,10 @@ fn tampering_breaks_the_mac() {
     r.method = Method::DELETE;
     assert_eq!(err_api(&r), VerifyError::Mismatch);
     let mut r = signed_api(NOW);
-    r.uri = "https://saas.example.com/api/v1/items?q=a%20c"
-        .parse()
-        .expect("uri");
+    r.uri = "https://saas.example.com/api/v1/items?q=a%20c".parse().expect("uri");
     assert_eq!(err_api(&r), VerifyError::Mismatch);
     let mut r = signed_api(NOW);
-    r.uri = "https://evil.example.com/api/v1/items?q=a%20b"
-        .parse()
-        .expect("uri");
+    r.uri = "https://evil.example.com/api/v1/items?q=a%20b".parse().expect("uri");
     assert_eq!(err_api(&r), VerifyError::Mismatch);
     let mut r = signed_api(NOW);
     r.set("x-waggle-user", "admin");
@@ -652,17 +435,10 @@ fn callback_requires_override_and_content_type_when_present() {
     assert_eq!(verify_callback(&r, NOW), Err(VerifyError::NotCovered));
     // Signed over a body without covering content-type.
     let mut r = callback_req(b"<x/>", None);
-    sign_request(
-        &key(),
-        Purpose::Callback,
-        &r.message(),
-        &callback_components(false, false),
-        NOW,
-        NONCE,
-    )
-    .expect("sign")
-    .apply(&mut r.headers)
-    .expect("apply");
+    sign_request(&key(), Purpose::Callback, &r.message(), &callback_components(false, false), NOW, NONCE)
+        .expect("sign")
+        .apply(&mut r.headers)
+        .expect("apply");
     assert_eq!(verify_callback(&r, NOW), Err(VerifyError::NotCovered));
     // Override changed after signing.
     let mut r = signed_callback(b"", Some("PROPFIND"));
@@ -687,25 +463,11 @@ fn signer_refuses_unsignable_input() {
         Err(SignError::InvalidParameter)
     );
     assert_eq!(
-        sign_request(
-            &key(),
-            Purpose::Api,
-            &req.message(),
-            &api_components(),
-            NOW,
-            "bad\"nonce-0123456789"
-        ),
+        sign_request(&key(), Purpose::Api, &req.message(), &api_components(), NOW, "bad\"nonce-0123456789"),
         Err(SignError::InvalidParameter)
     );
     assert_eq!(
-        sign_request(
-            &key(),
-            Purpose::Api,
-            &req.message(),
-            &api_components(),
-            NOW,
-            "short"
-        ),
+        sign_request(&key(), Purpose::Api, &req.message(), &api_components(), NOW, "short"),
         Err(SignError::InvalidParameter)
     );
     let missing = [Component::Field(headers::X_WAGGLE_TARGET)];
@@ -729,10 +491,7 @@ fn random_nonces_are_128_bit_base64url() {
     let b = random_nonce(&mut rng);
     assert_eq!(a.len(), 22);
     assert_ne!(a, b);
-    assert!(
-        a.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    );
+    assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
 }
 
 #[test]

@@ -1,0 +1,192 @@
+//! Shared proxy plumbing for every upstream (the SaaS for `/api` and `/auth`, Nextcloud for `/nc`):
+//! hop-by-hop stripping (RFC 9110 §7.6.1), the internal-header deny-list that runs before any
+//! per-route policy, and the proxy's error type. The routes differ only in policy: what they strip,
+//! how they sign, where they send.
+
+pub mod body;
+pub mod http;
+
+use ::http::header::{self, HeaderMap, HeaderName};
+
+use crate::headers;
+
+/// Why forwarding failed. Each maps to a status and a stable code in `error.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The upstream could not be reached (refused, DNS, TLS, reset before headers).
+    #[error("upstream unreachable")]
+    Unreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The upstream sent no response headers within the header timeout.
+    #[error("upstream did not answer in time")]
+    Timeout,
+    /// The request body is larger than the cap; reading stopped there.
+    #[error("request body over the {cap}-byte cap")]
+    TooLarge {
+        /// The cap in bytes.
+        cap: u64,
+    },
+    /// The client's body failed or stalled while we read it.
+    #[error("reading the request body failed")]
+    ClientBody(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Local I/O (the spool file) failed.
+    #[error("spooling the request body failed")]
+    Spool(#[source] std::io::Error),
+    /// The request could not be built (bad URL or header).
+    #[error("cannot build the upstream request: {0}")]
+    Build(String),
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus those named in `Connection`: they describe one
+/// connection and must not be forwarded. `Upgrade` is removed too; WebSocket upgrades are bridged
+/// by `proxy::ws`, never passed through.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// Removes every header that carries a Nextcloud secret or identity, or that only a trusted hop may
+/// set. Runs on every forwarded request before any per-route policy adds its own headers.
+pub fn strip_internal(headers: &mut HeaderMap) {
+    for name in [
+        headers::AUTHORIZATION_APP_API,
+        headers::EX_APP_ID,
+        headers::EX_APP_VERSION,
+        headers::AA_VERSION,
+        headers::AA_REQUEST_ID,
+        headers::HARP_SHARED_KEY,
+        headers::EX_APP_HOST,
+        headers::EX_APP_PORT,
+        headers::X_ORIGIN_IP,
+        headers::X_REQUEST_ID,
+        headers::SIGNATURE,
+        headers::SIGNATURE_INPUT,
+        headers::CONTENT_DIGEST,
+        headers::X_HTTP_METHOD_OVERRIDE,
+        headers::X_WAGGLE_USER,
+        headers::X_WAGGLE_INSTANCE,
+        headers::X_WAGGLE_TARGET,
+        headers::OCS_APIREQUEST,
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::ORIGIN,
+        header::REFERER,
+        header::HOST,
+        header::FORWARDED,
+    ] {
+        headers.remove(name);
+    }
+    // Families: anything AppAPI, HaRP or a previous proxy may have added.
+    let families: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| {
+            let n = n.as_str();
+            n.starts_with("aa-")
+                || n.starts_with("ex-app-")
+                || n.starts_with("harp-")
+                || n.starts_with("x-forwarded-")
+                || n.starts_with("x-waggle-")
+                || n.starts_with("signature")
+        })
+        .cloned()
+        .collect();
+    for name in families {
+        headers.remove(name);
+    }
+}
+
+/// Whether a response is a Server-Sent Events stream.
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::http::HeaderValue;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-private"),
+            ("keep-alive", "timeout=5"),
+            ("x-private", "1"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("proxy-connection", "keep-alive"),
+            ("content-type", "text/plain"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn internal_headers_are_removed_in_any_case_and_family() {
+        let mut h = HeaderMap::new();
+        for k in [
+            "authorization-app-api",
+            "EX-APP-ID",
+            "ex-app-version",
+            "aa-version",
+            "aa-request-id",
+            "aa-anything",
+            "harp-shared-key",
+            "authorization",
+            "cookie",
+            "origin",
+            "referer",
+            "x-origin-ip",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+            "forwarded",
+            "x-waggle-user",
+            "signature",
+            "signature-input",
+            "content-digest",
+            "host",
+        ] {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_static("v"));
+        }
+        h.insert("accept", HeaderValue::from_static("application/json"));
+        strip_internal(&mut h);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["accept"]);
+    }
+
+    #[test]
+    fn event_streams_are_recognised() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("Text/Event-Stream; charset=utf-8"));
+        assert!(is_event_stream(&h));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert!(!is_event_stream(&h));
+    }
+}

@@ -1,0 +1,343 @@
+//! The SaaS side of the proxy: the policy for `/api/*` and `/auth/*` (what to refuse, strip, add and
+//! sign) on top of the shared forwarder in `proxy::http`.
+//!
+//! Order per request: CSRF check → method override → key and URL → internal headers stripped →
+//! body hashed (spooled when large) → `X-Waggle-*`, `Content-Digest`, `X-Forwarded-*` set →
+//! RFC 9421 signature (`tag="waggle-api"`) → forward → response cleaned (hop-by-hop,
+//! Nextcloud cookie names). Nothing leaves unsigned.
+
+pub mod routes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use tokio::sync::OnceCell;
+use url::Url;
+
+use crate::auth::AppApiCaller;
+use crate::error::ApiError;
+use crate::headers;
+use crate::keys::Keyring;
+use crate::nextcloud::NcClient;
+use crate::proxy::body::{BodyLimits, spool};
+use crate::proxy::http::Forwarder;
+use crate::proxy::{ProxyError, strip_hop_by_hop, strip_internal};
+use crate::signing::{self, Message, Purpose};
+
+/// Verbs a POST may be tunnelled as (the PHP proxy forwards only GET, POST, PUT and DELETE).
+const OVERRIDABLE: [Method; 3] = [Method::PATCH, Method::PUT, Method::DELETE];
+
+/// Cookie names Nextcloud owns; a `Set-Cookie` for one of them from the SaaS would act on the
+/// whole Nextcloud origin, so it never reaches the browser.
+fn is_nextcloud_cookie(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("nc_")
+        || lower.starts_with("oc_")
+        || lower == "oc_sessionpassphrase"
+        || (lower.len() >= 12
+            && lower.starts_with("oc")
+            && lower[2..].bytes().all(|b| b.is_ascii_alphanumeric()))
+        || lower == "__host-nc_samesitecookielax"
+        || lower == "__host-nc_samesitecookiestrict"
+}
+
+/// Everything the `/api` and `/auth` policy needs, built once.
+#[derive(Debug)]
+pub struct SaasProxy {
+    forwarder: Forwarder,
+    service_url: Option<Url>,
+    public_url: Url,
+    spool_dir: PathBuf,
+    limits: BodyLimits,
+    instance: OnceCell<String>,
+    harp: bool,
+}
+
+impl SaasProxy {
+    /// Builds the policy from settings.
+    pub fn new(settings: &crate::config::Settings, forwarder: Forwarder) -> Self {
+        Self {
+            forwarder,
+            service_url: settings.saas.service_url.clone(),
+            public_url: settings.nextcloud.public_url.clone(),
+            spool_dir: settings.app.storage_dir.join("spool"),
+            limits: BodyLimits {
+                memory: settings.proxy.memory_body_bytes,
+                cap: settings.proxy.api_body_cap_bytes,
+            },
+            instance: OnceCell::new(),
+            harp: settings.is_harp(),
+        }
+    }
+
+    /// The forwarder (shared with the WebSocket bridge).
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
+    }
+
+    /// Nextcloud's instance id, read once from the capabilities and cached.
+    pub async fn instance_id(&self, nc: &NcClient) -> Result<&str, ApiError> {
+        self.instance.get_or_try_init(|| nc.instance_id()).await.map(String::as_str).map_err(ApiError::from)
+    }
+
+    /// The upstream URI for an inbound path and query, under the service URL. Paths with dot
+    /// segments (in any spelling) are refused: URL joining would resolve them out of `/api`.
+    pub fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ApiError> {
+        let base = self.service_url.as_ref().ok_or(ApiError::NotReady("saas_not_configured"))?;
+        if has_dot_segment(path) {
+            return Err(ApiError::BadRequest("the path contains a dot segment".to_owned()));
+        }
+        let mut target = format!("{}{}", base.as_str(), path.trim_start_matches('/'));
+        if let Some(q) = query {
+            target.push('?');
+            target.push_str(q);
+        }
+        target.parse().map_err(|_| ApiError::BadRequest("the path cannot be forwarded".to_owned()))
+    }
+
+    /// Forwards one `/api` or `/auth` request for `caller`.
+    pub async fn forward(
+        &self,
+        keys: &Keyring,
+        nc: &NcClient,
+        caller: &AppApiCaller,
+        request: Request,
+    ) -> Result<Response, ApiError> {
+        let (parts, body) = request.into_parts();
+        let method = effective_method(&parts.method, &parts.headers)?;
+        csrf_check(&method, &parts.headers, &self.public_url)?;
+        let key = keys.signing_key().ok_or(ApiError::NotReady("tenant_key_missing"))?;
+        let uri = self.upstream_uri(parts.uri.path(), parts.uri.query())?;
+        let instance = self.instance_id(nc).await?.to_owned();
+
+        let mut out = parts.headers.clone();
+        let forwarded = self.forwarded_headers(&parts.headers);
+        let request_id = parts.headers.get(headers::X_REQUEST_ID).cloned();
+        strip_internal(&mut out);
+        strip_hop_by_hop(&mut out);
+
+        let declared = content_length(&parts.headers);
+        let body = spool(body, declared, self.limits, &self.spool_dir).await?;
+        out.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        out.insert(headers::CONTENT_DIGEST, value(&body.content_digest())?);
+        out.insert(headers::X_WAGGLE_USER, value(&caller.user)?);
+        out.insert(headers::X_WAGGLE_INSTANCE, value(&instance)?);
+        out.extend(forwarded);
+        if let Some(id) = request_id {
+            out.insert(headers::X_REQUEST_ID, id);
+        }
+        sign(&key, &method, &uri, &mut out)?;
+
+        let mut upstream = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body.into_upstream().await?)
+            .map_err(|e| ProxyError::Build(e.to_string()))?;
+        *upstream.headers_mut() = out;
+        let mut response = self.forwarder.forward(upstream).await?;
+        clean_response(response.headers_mut());
+        Ok(response.map(Body::new))
+    }
+
+    /// `X-Forwarded-Proto/Host/For` as Waggle sees the client: the scheme of Nextcloud's public URL,
+    /// the Host the browser used, and the client address AppAPI's PHP proxy reports (`X-Origin-IP`;
+    /// AppAPI removes a client-supplied one, HaRP does not, so it is ignored under HaRP).
+    fn forwarded_headers(&self, inbound: &HeaderMap) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(self.public_url.scheme()) {
+            h.insert(HeaderName::from_static("x-forwarded-proto"), v);
+        }
+        let host = inbound
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| self.public_url.host_str().and_then(|s| HeaderValue::from_str(s).ok()));
+        if let Some(host) = host {
+            h.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+        if !self.harp
+            && let Some(ip) = inbound.get(headers::X_ORIGIN_IP).and_then(|v| v.to_str().ok())
+            && ip.parse::<std::net::IpAddr>().is_ok()
+        {
+            h.insert(
+                HeaderName::from_static("x-forwarded-for"),
+                value(ip).unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        h
+    }
+}
+
+/// Signs the upstream request in place (API profile).
+pub fn sign(
+    key: &signing::SigningKey,
+    method: &Method,
+    uri: &Uri,
+    headers: &mut HeaderMap,
+) -> Result<(), ApiError> {
+    let now =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| ApiError::Internal(e.into()))?.as_secs();
+    let nonce = signing::random_nonce(&mut rand::rng());
+    let message = Message::from_uri(method, uri, headers);
+    let signed = signing::sign_request(key, Purpose::Api, &message, &signing::api_components(), now, &nonce)
+        .map_err(|e| ApiError::BadRequest(format!("the request cannot be signed: {e}")))?;
+    signed.apply(headers).map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// The verb to send upstream: a POST may carry `X-HTTP-Method-Override` with PATCH, PUT or DELETE.
+pub fn effective_method(method: &Method, headers: &HeaderMap) -> Result<Method, ApiError> {
+    let mut overrides = headers.get_all(headers::X_HTTP_METHOD_OVERRIDE).iter();
+    let Some(value) = overrides.next() else { return Ok(method.clone()) };
+    if overrides.next().is_some() || method != Method::POST {
+        return Err(ApiError::BadRequest("X-HTTP-Method-Override is only allowed once, on POST".to_owned()));
+    }
+    OVERRIDABLE
+        .iter()
+        .find(|m| value.as_bytes().eq_ignore_ascii_case(m.as_str().as_bytes()))
+        .cloned()
+        .ok_or_else(|| ApiError::BadRequest("X-HTTP-Method-Override must be PATCH, PUT or DELETE".to_owned()))
+}
+
+/// CSRF defence (the PHP proxy has none): a state-changing request marked cross-site by the browser,
+/// or from an Origin other than Nextcloud's, is refused.
+pub fn csrf_check(method: &Method, headers: &HeaderMap, public_url: &Url) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if site.eq_ignore_ascii_case("cross-site") {
+        return Err(ApiError::Forbidden {
+            code: "cross_site_request",
+            message: "cross-site requests are refused".to_owned(),
+        });
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = public_url.origin().ascii_serialization();
+        if origin.as_bytes() != allowed.as_bytes() {
+            return Err(ApiError::Forbidden {
+                code: "origin_not_allowed",
+                message: "requests from this origin are refused".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Removes what must not reach the browser: hop-by-hop headers (done by the forwarder), AppAPI
+/// headers, and `Set-Cookie` for Nextcloud's cookie names.
+pub fn clean_response(headers: &mut HeaderMap) {
+    let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+    headers.remove(header::SET_COOKIE);
+    for cookie in cookies {
+        let name = cookie.to_str().ok().and_then(|c| c.split('=').next()).map(str::trim).unwrap_or("");
+        if !name.is_empty() && !is_nextcloud_cookie(name) {
+            headers.append(header::SET_COOKIE, cookie);
+        } else {
+            tracing::debug!(cookie = name, "dropped a Set-Cookie for a Nextcloud cookie name");
+        }
+    }
+    strip_internal_response(headers);
+}
+
+fn strip_internal_response(headers: &mut HeaderMap) {
+    for name in
+        [headers::AUTHORIZATION_APP_API, headers::EX_APP_ID, headers::EX_APP_VERSION, headers::AA_VERSION]
+    {
+        headers.remove(name);
+    }
+}
+
+/// Dot segments in any spelling: `.`/`..`, percent-encoded (`%2e`, also double-encoded `%252e`),
+/// and with backslashes or encoded slashes (`%5c`, `%2f`, double-encoded too) as separators.
+pub fn has_dot_segment(path: &str) -> bool {
+    let lower = path
+        .to_ascii_lowercase()
+        .replace("%25", "%")
+        .replace("%2e", ".")
+        .replace('\\', "/")
+        .replace("%5c", "/")
+        .replace("%2f", "/");
+    lower.split('/').any(|s| s == "." || s == "..")
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+fn value(s: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(s).map_err(|_| ApiError::BadRequest("a header value is not valid".to_owned()))
+}
+
+/// Shared by the route handler and the WebSocket bridge.
+pub type Shared = Arc<SaasProxy>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nextcloud_cookie_names_are_recognised() {
+        for name in [
+            "nc_session_id",
+            "nc_token",
+            "nc_username",
+            "oc_sessionPassphrase",
+            "ocabcdef123456",
+            "nc_sameSiteCookielax",
+        ] {
+            assert!(is_nextcloud_cookie(name), "{name}");
+        }
+        for name in ["saas_session", "theme", "oc", "octopus-x"] {
+            assert!(!is_nextcloud_cookie(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn method_override_is_limited_to_post_and_known_verbs() {
+        let mut h = HeaderMap::new();
+        assert_eq!(effective_method(&Method::POST, &h).unwrap(), Method::POST);
+        h.insert(headers::X_HTTP_METHOD_OVERRIDE, HeaderValue::from_static("patch"));
+        assert_eq!(effective_method(&Method::POST, &h).unwrap(), Method::PATCH);
+        assert!(effective_method(&Method::GET, &h).is_err());
+        h.insert(headers::X_HTTP_METHOD_OVERRIDE, HeaderValue::from_static("PROPFIND"));
+        assert!(effective_method(&Method::POST, &h).is_err());
+    }
+
+    #[test]
+    fn dot_segments_are_found_in_every_spelling() {
+        for p in [
+            "/api/../x",
+            "/api/%2e%2e/x",
+            "/api/%2E%2E/x",
+            "/api/%252e%252e/x",
+            "/api\\..\\x",
+            "/api/./x",
+            "/api/..%5cx/..",
+        ] {
+            assert!(has_dot_segment(p), "{p}");
+        }
+        for p in ["/api/x", "/api/a..b", "/api/.well-known", "/api/x.json", "/api/a%2Fb"] {
+            assert!(!has_dot_segment(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn csrf_refuses_cross_site_and_foreign_origins_for_writes_only() {
+        let url: Url = "https://cloud.example.com/".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(csrf_check(&Method::GET, &h, &url).is_ok());
+        assert!(csrf_check(&Method::POST, &h, &url).is_err());
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(csrf_check(&Method::DELETE, &h, &url).is_err());
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://cloud.example.com"));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(csrf_check(&Method::PUT, &h, &url).is_ok());
+    }
+}
