@@ -5,6 +5,7 @@
 //! Nextcloud user may be empty (system context) and whether it must be an administrator.
 
 pub mod appapi;
+pub mod signature;
 
 pub use appapi::{AppApiAuth, AppApiCaller};
 

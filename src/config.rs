@@ -75,6 +75,31 @@ pub mod env {
     /// Largest WebSocket message relayed, bytes.
     pub const PROXY_WS_MAX_MESSAGE_BYTES: &str = "WAGGLE_PROXY__WS_MAX_MESSAGE_BYTES";
 
+    /// `/nc`: oldest accepted signature, seconds.
+    pub const CB_MAX_AGE_SECS: &str = "WAGGLE_CALLBACK__MAX_AGE_SECS";
+    /// `/nc`: largest accepted clock lead, seconds.
+    pub const CB_MAX_FUTURE_SECS: &str = "WAGGLE_CALLBACK__MAX_FUTURE_SECS";
+    /// `/nc`: body cap, bytes.
+    pub const CB_BODY_CAP_BYTES: &str = "WAGGLE_CALLBACK__BODY_CAP_BYTES";
+    /// `/nc`: replay cache capacity.
+    pub const CB_REPLAY_CAPACITY: &str = "WAGGLE_CALLBACK__REPLAY_CAPACITY";
+    /// `/nc`: failure burst.
+    pub const CB_FAILURE_BURST: &str = "WAGGLE_CALLBACK__FAILURE_BURST";
+    /// `/nc`: sustained failures per second.
+    pub const CB_FAILURE_PER_SEC: &str = "WAGGLE_CALLBACK__FAILURE_PER_SEC";
+    /// `/nc`: read-only mode.
+    pub const CB_READ_ONLY: &str = "WAGGLE_CALLBACK__READ_ONLY";
+    /// `/nc`: extra allowed prefixes.
+    pub const CB_EXTRA_ALLOW: &str = "WAGGLE_CALLBACK__EXTRA_ALLOW";
+    /// `/nc`: denied prefixes.
+    pub const CB_DENY: &str = "WAGGLE_CALLBACK__DENY";
+    /// `/nc`: paths system calls may reach.
+    pub const CB_SERVICE_PATHS: &str = "WAGGLE_CALLBACK__SERVICE_PATHS";
+    /// `/nc`: DELETE/MOVE per user per minute.
+    pub const CB_DESTRUCTIVE_PER_MINUTE: &str = "WAGGLE_CALLBACK__DESTRUCTIVE_PER_MINUTE";
+    /// `/nc`: DELETE/MOVE per user per minute that warns.
+    pub const CB_DESTRUCTIVE_WARN: &str = "WAGGLE_CALLBACK__DESTRUCTIVE_WARN_PER_MINUTE";
+
     /// AppAPI's unprefixed variables and the config keys they set.
     pub(super) const APPAPI_KEYS: [(&str, &str); 10] = [
         (APP_ID, "appapi.app_id"),
@@ -182,6 +207,37 @@ pub struct ProxySettings {
     pub ws_max_message_bytes: usize,
 }
 
+/// The `/nc` callback proxy: verification window, caps and the admin's policy.
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    /// How old a signature's `created` may be.
+    pub max_age_secs: u64,
+    /// How far in the future `created` may be.
+    pub max_future_secs: u64,
+    /// Largest request body (413 beyond).
+    pub body_cap_bytes: u64,
+    /// Live entries the replay cache may hold.
+    pub replay_capacity: usize,
+    /// Failed verifications allowed in a burst before answering 429.
+    pub failure_burst: u32,
+    /// Failed verifications allowed per second, sustained.
+    pub failure_per_sec: u32,
+    /// Only GET, HEAD, PROPFIND, REPORT and SEARCH pass.
+    pub read_only: bool,
+    /// Apps whose `/index.php/apps/<app>/` routes may be called.
+    pub apps: Vec<String>,
+    /// Extra allowed path prefixes.
+    pub extra_allow: Vec<String>,
+    /// Denied path prefixes.
+    pub deny: Vec<String>,
+    /// Paths a system call (empty user) may reach.
+    pub service_paths: Vec<String>,
+    /// DELETE/MOVE calls one user may make per minute (429 beyond).
+    pub destructive_per_minute: u32,
+    /// DELETE/MOVE calls per user per minute that log a warning.
+    pub destructive_warn_per_minute: u32,
+}
+
 /// A tenant key given through the environment.
 #[derive(Debug, Clone)]
 pub struct TenantKeySettings {
@@ -213,6 +269,8 @@ pub struct Settings {
     pub saas: SaasSettings,
     /// Streaming proxy.
     pub proxy: ProxySettings,
+    /// `/nc` callbacks.
+    pub callback: CallbackSettings,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -256,9 +314,28 @@ struct RawProxy {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawCallback {
+    max_age_secs: Option<String>,
+    max_future_secs: Option<String>,
+    body_cap_bytes: Option<String>,
+    replay_capacity: Option<String>,
+    failure_burst: Option<String>,
+    failure_per_sec: Option<String>,
+    read_only: Option<String>,
+    apps: Option<String>,
+    extra_allow: Option<String>,
+    deny: Option<String>,
+    service_paths: Option<String>,
+    destructive_per_minute: Option<String>,
+    destructive_warn_per_minute: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct Raw {
     #[serde(default)]
     proxy: RawProxy,
+    #[serde(default)]
+    callback: RawCallback,
     nc_public_url: Option<String>,
     #[serde(default)]
     appapi: RawAppApi,
@@ -387,6 +464,7 @@ impl Settings {
                 )?)
                 .map_err(|_| ConfigError::new(env::PROXY_WS_MAX_MESSAGE_BYTES, "is too large"))?,
             },
+            callback: callback_settings(raw.callback)?,
             saas: SaasSettings { service_url, tenant_key },
             log_format,
         })
@@ -422,6 +500,48 @@ fn secs(v: Option<String>, var: &str) -> Result<Duration, ConfigError> {
     let n: u64 =
         required(v, var)?.parse().map_err(|_| ConfigError::new(var, "is not a whole number of seconds"))?;
     Ok(Duration::from_secs(n))
+}
+
+fn callback_settings(c: RawCallback) -> Result<CallbackSettings, ConfigError> {
+    let n32 = |v: Option<String>, var: &str| {
+        u32::try_from(number(v, var)?).map_err(|_| ConfigError::new(var, "is too large"))
+    };
+    Ok(CallbackSettings {
+        max_age_secs: number(c.max_age_secs, env::CB_MAX_AGE_SECS)?,
+        max_future_secs: number(c.max_future_secs, env::CB_MAX_FUTURE_SECS)?,
+        body_cap_bytes: number(c.body_cap_bytes, env::CB_BODY_CAP_BYTES)?,
+        replay_capacity: usize::try_from(number(c.replay_capacity, env::CB_REPLAY_CAPACITY)?)
+            .map_err(|_| ConfigError::new(env::CB_REPLAY_CAPACITY, "is too large"))?,
+        failure_burst: n32(c.failure_burst, env::CB_FAILURE_BURST)?,
+        failure_per_sec: n32(c.failure_per_sec, env::CB_FAILURE_PER_SEC)?,
+        read_only: boolean(c.read_only, env::CB_READ_ONLY)?,
+        apps: list(c.apps),
+        extra_allow: prefixes(c.extra_allow, env::CB_EXTRA_ALLOW)?,
+        deny: prefixes(c.deny, env::CB_DENY)?,
+        service_paths: prefixes(c.service_paths, env::CB_SERVICE_PATHS)?,
+        destructive_per_minute: n32(c.destructive_per_minute, env::CB_DESTRUCTIVE_PER_MINUTE)?,
+        destructive_warn_per_minute: n32(c.destructive_warn_per_minute, env::CB_DESTRUCTIVE_WARN)?,
+    })
+}
+
+fn list(v: Option<String>) -> Vec<String> {
+    v.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+fn prefixes(v: Option<String>, var: &str) -> Result<Vec<String>, ConfigError> {
+    let items = list(v);
+    if items.iter().any(|p| !p.starts_with('/')) {
+        return Err(ConfigError::new(var, "must be a comma-separated list of paths starting with `/`"));
+    }
+    Ok(items)
+}
+
+fn boolean(v: Option<String>, var: &str) -> Result<bool, ConfigError> {
+    match non_empty(v).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(_) => Err(ConfigError::new(var, "must be true or false")),
+    }
 }
 
 fn number(v: Option<String>, var: &str) -> Result<u64, ConfigError> {

@@ -12,7 +12,10 @@ pub mod headers;
 pub mod healthcheck;
 pub mod keys;
 pub mod lifecycle;
+pub mod metrics;
+pub mod nc_call;
 pub mod nextcloud;
+pub mod nonce;
 pub mod proxy;
 pub mod routes;
 pub mod saas;
@@ -20,6 +23,7 @@ pub mod shutdown;
 pub mod signing;
 pub mod spa;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod tls;
 

@@ -19,11 +19,22 @@ enum Command {
     Serve,
     /// Exit 0 when the running instance answers `GET /heartbeat` (Docker HEALTHCHECK).
     Healthcheck,
+    /// Sign a `/nc` callback exactly as the SaaS must, send it, print the answer.
+    NcCall(Box<waggle::nc_call::NcCallArgs>),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::NcCall(args)) = cli.command {
+        return match waggle::nc_call::run(*args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("waggle nc-call: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
@@ -33,6 +44,7 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Healthcheck => healthcheck::run(&settings, Duration::from_secs(4)).await,
+        Command::NcCall(_) => unreachable!("handled before the settings load"),
         Command::Serve => {
             telemetry::init(settings.log_format);
             match App::build(settings).await {

@@ -6,6 +6,10 @@
 //! `OCS-APIRequest: true` (412 without it) and `Accept: application/json`. There is no cookie store:
 //! Nextcloud sets a session cookie on every answer that must never be replayed for another user.
 
+pub mod policy;
+pub mod routes;
+pub mod target;
+
 use std::sync::Arc;
 
 use base64::Engine as _;

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod http;
+pub mod ws;
 
 use ::http::header::{self, HeaderMap, HeaderName};
 

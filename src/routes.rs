@@ -19,7 +19,7 @@ use crate::auth::appapi::CredentialCheck;
 use crate::auth::{Access, AppApiAuth};
 use crate::error::{ApiError, ErrorReport};
 use crate::state::AppState;
-use crate::{admin, headers, lifecycle, saas, spa, telemetry};
+use crate::{admin, headers, lifecycle, nextcloud, saas, spa, telemetry};
 
 /// Builds the complete router for `state`.
 pub fn router(state: AppState) -> Router {
@@ -55,6 +55,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{*path}", any(saas::routes::forward))
         .route("/auth/{*path}", any(saas::routes::forward))
         .route_layer(auth(Access::User));
+    // PUBLIC in the manifest: AppAPI still signs the hop (empty user); the SaaS's own signature is
+    // checked inside the handler. Streaming, so no timeout layer.
+    let callbacks = Router::new()
+        .route("/nc/{*path}", any(nextcloud::routes::callback))
+        .route_layer(auth(Access::System));
     let admin = Router::new()
         .route("/admin/status", get(admin::status))
         .route_layer(auth(Access::Admin))
@@ -106,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .merge(shell)
         .merge(admin)
         .merge(api)
+        .merge(callbacks)
         .fallback(|| async { ApiError::NotFound })
         .layer(stack)
         .with_state(state)

@@ -7,12 +7,18 @@ use axum::extract::FromRef;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::auth::signature::{CallbackVerifier, FailureLimiter};
 use crate::config::Settings;
 use crate::keys::Keyring;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::nextcloud::NcClient;
+use crate::nextcloud::policy::CallbackPolicy;
 use crate::proxy::http::Forwarder;
 use crate::saas::SaasProxy;
+use crate::store::Store;
 
 /// Everything handlers and workers share. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -29,6 +35,18 @@ pub struct Inner {
     pub keys: Keyring,
     /// The `/api` and `/auth` proxy policy.
     pub saas: SaasProxy,
+    /// The shared streaming forwarder (one pooled client for every upstream).
+    pub forwarder: Forwarder,
+    /// `/nc` signature verification and replay cache.
+    pub callback: CallbackVerifier,
+    /// `/nc` failure budget.
+    pub callback_limiter: FailureLimiter,
+    /// `/nc` admin policy.
+    pub callback_policy: CallbackPolicy,
+    /// The embedded store.
+    pub store: Store,
+    /// Counters.
+    pub metrics: Metrics,
     /// Init and enable state.
     pub lifecycle: Lifecycle,
     /// Cancelled once at shutdown; every background task selects on it.
@@ -42,7 +60,18 @@ impl AppState {
     pub fn new(settings: Arc<Settings>) -> anyhow::Result<Self> {
         let nc = NcClient::new(&settings.app, &settings.nextcloud)?;
         let forwarder = Forwarder::new(&settings.proxy)?;
+        let store = Store::open(&settings.app.storage_dir)?;
+        let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         Ok(Self(Arc::new(Inner {
+            callback: CallbackVerifier::new(&settings.callback, started),
+            callback_limiter: FailureLimiter::new(
+                settings.callback.failure_burst,
+                settings.callback.failure_per_sec,
+            ),
+            callback_policy: CallbackPolicy::new(&settings.callback),
+            store,
+            metrics: Metrics::default(),
+            forwarder: forwarder.clone(),
             keys: Keyring::from_settings(&settings.saas),
             saas: SaasProxy::new(&settings, forwarder),
             settings,

@@ -281,10 +281,11 @@ pub fn normalize_authority(scheme: &str, authority: &str) -> Option<String> {
         _ => None,
     };
     // The port follows the last ':' unless that ':' is inside an IPv6 literal.
-    if let (Some(port), Some(idx)) = (default_port, lower.rfind(':')) {
-        if !lower[idx..].contains(']') && lower[idx + 1..].trim_start_matches('0') == port {
-            return Some(lower[..idx].to_owned());
-        }
+    if let (Some(port), Some(idx)) = (default_port, lower.rfind(':'))
+        && !lower[idx..].contains(']')
+        && lower[idx + 1..].trim_start_matches('0') == port
+    {
+        return Some(lower[..idx].to_owned());
     }
     Some(lower)
 }

@@ -7,5 +7,7 @@ mod auth_matrix;
 mod config_cli;
 mod lifecycle;
 mod manifest;
+mod nc_proxy;
 mod saas_proxy;
+mod saas_ws;
 mod unix_socket;

@@ -1,0 +1,174 @@
+//! The embedded store: one SQLite database (WAL) under `APP_PERSISTENT_STORAGE`. Today it holds the
+//! bounded audit log of `/nc` calls; the event outbox lives here too.
+//!
+//! rusqlite is synchronous: every call runs on the blocking pool behind one connection mutex.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+/// Audit rows kept; older ones are deleted as new ones arrive.
+pub const AUDIT_ROWS_KEPT: i64 = 100_000;
+
+/// One `/nc` call as audited. Never a body, never a secret.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Unix milliseconds when the call arrived.
+    pub at_ms: i64,
+    /// Request id.
+    pub request_id: String,
+    /// The Nextcloud user acted for (empty = system call).
+    pub user: String,
+    /// The verb sent to Nextcloud.
+    pub method: String,
+    /// Path and query sent to Nextcloud.
+    pub target: String,
+    /// Status answered (Nextcloud's, or Waggle's own refusal).
+    pub status: u16,
+    /// Request body bytes forwarded.
+    pub bytes_in: u64,
+    /// Response body bytes streamed back.
+    pub bytes_out: u64,
+    /// Milliseconds from arrival to the end of the response body.
+    pub duration_ms: u64,
+}
+
+/// The store handle (cheap to clone).
+#[derive(Clone)]
+pub struct Store(Arc<Mutex<Connection>>);
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `dir/waggle.sqlite3` in WAL mode and applies the schema.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("waggle.sqlite3");
+        let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS audit (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at_ms INTEGER NOT NULL,
+                request_id TEXT NOT NULL,
+                user TEXT NOT NULL,
+                method TEXT NOT NULL,
+                target TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                bytes_in INTEGER NOT NULL,
+                bytes_out INTEGER NOT NULL,
+                duration_ms INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS audit_user ON audit (user, id);",
+        )
+        .context("cannot create the audit table")?;
+        Ok(Self(Arc::new(Mutex::new(conn))))
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let conn = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+            f(&mut guard).map_err(anyhow::Error::from)
+        })
+        .await
+        .context("store task failed")?
+    }
+
+    /// Appends an audit row and trims the table to [`AUDIT_ROWS_KEPT`].
+    pub async fn audit_append(&self, r: AuditRecord) -> anyhow::Result<()> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO audit (at_ms, request_id, user, method, target, status, bytes_in, bytes_out, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.at_ms,
+                    r.request_id,
+                    r.user,
+                    r.method,
+                    r.target,
+                    r.status,
+                    i64::try_from(r.bytes_in).unwrap_or(i64::MAX),
+                    i64::try_from(r.bytes_out).unwrap_or(i64::MAX),
+                    i64::try_from(r.duration_ms).unwrap_or(i64::MAX)
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute("DELETE FROM audit WHERE id <= ?1", params![id - AUDIT_ROWS_KEPT])?;
+            tx.commit()
+        })
+        .await
+    }
+
+    /// The most recent audit rows, newest first, optionally for one user.
+    pub async fn audit_recent(&self, user: Option<String>, limit: u32) -> anyhow::Result<Vec<AuditRecord>> {
+        self.with(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT at_ms, request_id, user, method, target, status, bytes_in, bytes_out, duration_ms
+                 FROM audit WHERE (?1 IS NULL OR user = ?1) ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![user, limit], |row| {
+                Ok(AuditRecord {
+                    at_ms: row.get(0)?,
+                    request_id: row.get(1)?,
+                    user: row.get(2)?,
+                    method: row.get(3)?,
+                    target: row.get(4)?,
+                    status: row.get(5)?,
+                    bytes_in: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
+                    bytes_out: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
+                    duration_ms: u64::try_from(row.get::<_, i64>(8)?).unwrap_or(0),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: i64, user: &str) -> AuditRecord {
+        AuditRecord {
+            at_ms: i,
+            request_id: format!("r{i}"),
+            user: user.to_owned(),
+            method: "GET".into(),
+            target: "/ocs/v2.php/cloud/user".into(),
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 10,
+            duration_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn audit_rows_round_trip_newest_first_and_filter_by_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.audit_append(record(1, "alice")).await.unwrap();
+        store.audit_append(record(2, "bob")).await.unwrap();
+        store.audit_append(record(3, "alice")).await.unwrap();
+        let all = store.audit_recent(None, 10).await.unwrap();
+        assert_eq!(all.iter().map(|r| r.at_ms).collect::<Vec<_>>(), [3, 2, 1]);
+        let alice = store.audit_recent(Some("alice".into()), 10).await.unwrap();
+        assert_eq!(alice, vec![record(3, "alice"), record(1, "alice")]);
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.audit_recent(None, 10).await.unwrap().len(), 3, "durable across reopen");
+    }
+}
