@@ -7,6 +7,7 @@ mod auth_matrix;
 mod config_cli;
 mod lifecycle;
 mod manifest;
+mod nc_cli;
 mod nc_proxy;
 mod saas_proxy;
 mod saas_ws;
