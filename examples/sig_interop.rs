@@ -57,7 +57,7 @@ fn sign_one(
     map.insert(headers::CONTENT_DIGEST, HeaderValue::from_str(&content_digest_value(body)).expect("digest"));
     let covered = match purpose {
         Purpose::Api => api_components(),
-        Purpose::Callback => callback_required(&map),
+        Purpose::Callback | Purpose::KeyAnnounce => callback_required(&map),
     };
     let key = SigningKey::from_tenant_key(KEY_ID, TENANT_KEY);
     let nonce = random_nonce(&mut rand::rng());
@@ -70,6 +70,7 @@ fn sign_one(
         purpose: match purpose {
             Purpose::Api => "api",
             Purpose::Callback => "callback",
+            Purpose::KeyAnnounce => "key-announce",
         }
         .to_owned(),
         method: method.to_string(),

@@ -16,9 +16,10 @@ pub async fn status(State(state): State<AppState>, _admin: AppApiCaller) -> Json
         "listen": match &s.server.listen { ListenOn::Tcp(_) => "tcp", ListenOn::Unix(_) => "harp_socket" },
         "init": state.lifecycle.init_state(),
         "enabled": state.lifecycle.is_enabled(),
+        "metrics": state.metrics.snapshot(),
         "saas": {
             "service_url_configured": s.saas.service_url.is_some(),
-            "tenant_key": if s.saas.tenant_key.is_some() { "environment" } else { "none" },
+            "tenant_key": state.keys.status(),
         },
     }))
 }

@@ -100,6 +100,19 @@ pub mod env {
     /// `/nc`: DELETE/MOVE per user per minute that warns.
     pub const CB_DESTRUCTIVE_WARN: &str = "WAGGLE_CALLBACK__DESTRUCTIVE_WARN_PER_MINUTE";
 
+    /// Pairing code sent at bootstrap.
+    pub const PAIRING_CODE: &str = "WAGGLE_PAIRING_CODE";
+    /// Request overlap after a key rotation, seconds.
+    pub const KEYS_CALLBACK_OVERLAP_SECS: &str = "WAGGLE_KEYS__CALLBACK_OVERLAP_SECS";
+    /// Webhook-signature overlap after a key rotation, seconds.
+    pub const KEYS_WEBHOOK_OVERLAP_SECS: &str = "WAGGLE_KEYS__WEBHOOK_OVERLAP_SECS";
+    /// First poll interval of a pending bootstrap, ms.
+    pub const KEYS_POLL_MIN_MS: &str = "WAGGLE_KEYS__POLL_MIN_MS";
+    /// Longest poll interval, ms.
+    pub const KEYS_POLL_MAX_MS: &str = "WAGGLE_KEYS__POLL_MAX_MS";
+    /// Timeout of one key call, seconds.
+    pub const KEYS_REQUEST_TIMEOUT_SECS: &str = "WAGGLE_KEYS__REQUEST_TIMEOUT_SECS";
+
     /// AppAPI's unprefixed variables and the config keys they set.
     pub(super) const APPAPI_KEYS: [(&str, &str); 10] = [
         (APP_ID, "appapi.app_id"),
@@ -238,6 +251,21 @@ pub struct CallbackSettings {
     pub destructive_warn_per_minute: u32,
 }
 
+/// Tenant key provisioning and rotation.
+#[derive(Debug, Clone)]
+pub struct KeySettings {
+    /// How long a previous key still verifies `/nc` requests after a rotation.
+    pub callback_overlap_secs: u64,
+    /// How long a previous key still appears in webhook signatures (≥ the delivery retry horizon).
+    pub webhook_overlap_secs: u64,
+    /// First wait between polls of a pending bootstrap.
+    pub poll_min: Duration,
+    /// Longest wait between polls.
+    pub poll_max: Duration,
+    /// Timeout of one call to the key endpoints.
+    pub request_timeout: Duration,
+}
+
 /// A tenant key given through the environment.
 #[derive(Debug, Clone)]
 pub struct TenantKeySettings {
@@ -254,6 +282,8 @@ pub struct SaasSettings {
     pub service_url: Option<Url>,
     /// A pre-provisioned tenant key.
     pub tenant_key: Option<TenantKeySettings>,
+    /// `WAGGLE_PAIRING_CODE`, sent at bootstrap.
+    pub pairing_code: Option<String>,
 }
 
 /// The validated configuration, built once at start-up and shared as `Arc<Settings>`.
@@ -271,6 +301,8 @@ pub struct Settings {
     pub proxy: ProxySettings,
     /// `/nc` callbacks.
     pub callback: CallbackSettings,
+    /// Tenant keys.
+    pub keys: KeySettings,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -331,7 +363,19 @@ struct RawCallback {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawKeys {
+    callback_overlap_secs: Option<String>,
+    webhook_overlap_secs: Option<String>,
+    poll_min_ms: Option<String>,
+    poll_max_ms: Option<String>,
+    request_timeout_secs: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct Raw {
+    #[serde(default)]
+    keys: RawKeys,
+    pairing_code: Option<String>,
     #[serde(default)]
     proxy: RawProxy,
     #[serde(default)]
@@ -465,7 +509,17 @@ impl Settings {
                 .map_err(|_| ConfigError::new(env::PROXY_WS_MAX_MESSAGE_BYTES, "is too large"))?,
             },
             callback: callback_settings(raw.callback)?,
-            saas: SaasSettings { service_url, tenant_key },
+            keys: KeySettings {
+                callback_overlap_secs: number(
+                    raw.keys.callback_overlap_secs,
+                    env::KEYS_CALLBACK_OVERLAP_SECS,
+                )?,
+                webhook_overlap_secs: number(raw.keys.webhook_overlap_secs, env::KEYS_WEBHOOK_OVERLAP_SECS)?,
+                poll_min: Duration::from_millis(number(raw.keys.poll_min_ms, env::KEYS_POLL_MIN_MS)?),
+                poll_max: Duration::from_millis(number(raw.keys.poll_max_ms, env::KEYS_POLL_MAX_MS)?),
+                request_timeout: secs(raw.keys.request_timeout_secs, env::KEYS_REQUEST_TIMEOUT_SECS)?,
+            },
+            saas: SaasSettings { service_url, tenant_key, pairing_code: non_empty(raw.pairing_code) },
             log_format,
         })
     }

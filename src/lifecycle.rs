@@ -123,6 +123,9 @@ async fn run_init(state: &AppState) -> Result<(), String> {
     // The instance id names this Nextcloud on every signed request to the SaaS.
     state.saas.instance_id(nc).await.map_err(|e| format!("cannot read Nextcloud's instance id: {e}"))?;
     report(nc, 50).await?;
+    // The tenant key: environment, stored, or bootstrapped now (may wait for an approval below 100).
+    crate::keys::bootstrap::ensure_key(state).await?;
+    report(nc, 90).await?;
     // Later steps (tenant key, UI registration, first reconcile) are added here, before 100.
     report(nc, 100).await
 }
@@ -180,7 +183,21 @@ pub async fn enabled(
 /// Enable hooks. Later issues register UI entries and webhooks here.
 async fn on_enable(state: &AppState) -> Result<(), String> {
     prepare_storage(&state.settings.app.storage_dir)
-        .map_err(|e| format!("persistent storage is not usable: {e}"))
+        .map_err(|e| format!("persistent storage is not usable: {e}"))?;
+    // A key missing at enable (e.g. init ran before the service URL was set) is provisioned in the
+    // background; it shares the single flight with /init and the admin trigger.
+    if state.keys.signing_key().is_none()
+        && state.keys.error().is_none()
+        && state.settings.saas.service_url.is_some()
+    {
+        let s = state.clone();
+        state.tasks.spawn(async move {
+            if let Err(e) = crate::keys::bootstrap::ensure_key(&s).await {
+                tracing::error!(error = %e, "tenant key bootstrap after enable failed");
+            }
+        });
+    }
+    Ok(())
 }
 
 /// Disable hooks: called before the container stops, so Nextcloud is still reachable. Later issues

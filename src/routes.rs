@@ -19,7 +19,7 @@ use crate::auth::appapi::CredentialCheck;
 use crate::auth::{Access, AppApiAuth};
 use crate::error::{ApiError, ErrorReport};
 use crate::state::AppState;
-use crate::{admin, headers, lifecycle, nextcloud, saas, spa, telemetry};
+use crate::{admin, headers, keys, lifecycle, nextcloud, saas, spa, telemetry};
 
 /// Builds the complete router for `state`.
 pub fn router(state: AppState) -> Router {
@@ -60,8 +60,16 @@ pub fn router(state: AppState) -> Router {
     let callbacks = Router::new()
         .route("/nc/{*path}", any(nextcloud::routes::callback))
         .route_layer(auth(Access::System));
+    // PUBLIC: the SaaS announces a new key, signed with the current one.
+    let announcements = Router::new()
+        .route("/saas/keys/announce", post(keys::routes::announce))
+        .route_layer(auth(Access::System))
+        .layer(short());
     let admin = Router::new()
         .route("/admin/status", get(admin::status))
+        .route("/admin/tenant-key", get(keys::routes::status))
+        .route("/admin/tenant-key/rotate", post(keys::routes::rotate))
+        .route("/admin/tenant-key/bootstrap", post(keys::routes::bootstrap))
         .route_layer(auth(Access::Admin))
         .layer(short());
 
@@ -112,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(api)
         .merge(callbacks)
+        .merge(announcements)
         .fallback(|| async { ApiError::NotFound })
         .layer(stack)
         .with_state(state)

@@ -57,12 +57,20 @@ pub struct SaasProxy {
     limits: BodyLimits,
     instance: OnceCell<String>,
     harp: bool,
+    http: reqwest::Client,
 }
 
 impl SaasProxy {
     /// Builds the policy from settings.
-    pub fn new(settings: &crate::config::Settings, forwarder: Forwarder) -> Self {
-        Self {
+    pub fn new(settings: &crate::config::Settings, forwarder: Forwarder) -> anyhow::Result<Self> {
+        crate::tls::install_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("waggle/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(settings.proxy.header_timeout)
+            .build()?;
+        Ok(Self {
+            http,
             forwarder,
             service_url: settings.saas.service_url.clone(),
             public_url: settings.nextcloud.public_url.clone(),
@@ -73,7 +81,12 @@ impl SaasProxy {
             },
             instance: OnceCell::new(),
             harp: settings.is_harp(),
-        }
+        })
+    }
+
+    /// The client for Waggle's own calls to the SaaS (key endpoints, events), built once.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The forwarder (shared with the WebSocket bridge).

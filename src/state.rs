@@ -72,14 +72,44 @@ impl AppState {
             store,
             metrics: Metrics::default(),
             forwarder: forwarder.clone(),
-            keys: Keyring::from_settings(&settings.saas),
-            saas: SaasProxy::new(&settings, forwarder),
+            keys: Keyring::load(&settings),
+            saas: SaasProxy::new(&settings, forwarder)?,
             settings,
             nc,
             lifecycle: Lifecycle::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })))
+    }
+}
+
+impl AppState {
+    /// Records a connector event (bootstrap, rotation) in the log and the audit table.
+    pub fn audit_event(&self, method: &str, target: &str) {
+        let record = crate::store::AuditRecord {
+            at_ms: i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis(),
+            )
+            .unwrap_or(i64::MAX),
+            request_id: String::new(),
+            user: String::new(),
+            method: method.to_owned(),
+            target: target.to_owned(),
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_ms: 0,
+        };
+        tracing::info!(target: "waggle::audit", method, target_path = target, "connector event");
+        let store = self.store.clone();
+        self.tasks.spawn(async move {
+            if let Err(e) = store.audit_append(record).await {
+                tracing::error!(error = %e, "cannot write the audit row");
+            }
+        });
     }
 }
 

@@ -246,6 +246,11 @@ impl CallbackVerifier {
         Ok(VerifiedCallback { user: user.to_owned(), target, method, digest, keyid: verified.keyid })
     }
 
+    /// Spends a nonce for another signed route (key announcements) in the same replay cache.
+    pub fn check_nonce(&self, keyid: &str, nonce: &str, now: u64) -> Result<(), ReplayError> {
+        self.replay.check_and_insert(keyid, nonce, now)
+    }
+
     /// Live entries in the replay cache.
     pub fn replay_entries(&self) -> usize {
         self.replay.len()
@@ -298,14 +303,18 @@ mod tests {
     }
 
     fn keyring() -> Keyring {
-        let saas = crate::config::SaasSettings {
-            service_url: None,
-            tenant_key: Some(crate::config::TenantKeySettings {
-                id: "k1".into(),
-                secret: secrecy::SecretString::from("tenant-key"),
-            }),
-        };
-        Keyring::from_settings(&saas)
+        let dir = tempfile::tempdir().unwrap();
+        let vars: std::collections::HashMap<String, String> = [
+            ("APP_SECRET", "s"),
+            ("NEXTCLOUD_URL", "http://nc.local/"),
+            ("APP_PERSISTENT_STORAGE", dir.path().to_str().unwrap()),
+            ("WAGGLE_TENANT_KEY", "tenant-key"),
+            ("WAGGLE_TENANT_KEY_ID", "k1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Keyring::load(&crate::config::Settings::load_from(&vars).unwrap())
     }
 
     /// A signed GET of `/ocs/v2.php/cloud/user` created at `created`, as request parts.

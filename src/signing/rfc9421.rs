@@ -80,6 +80,8 @@ pub enum Purpose {
     Api,
     /// SaaS → Waggle `/nc/*` callbacks.
     Callback,
+    /// SaaS → Waggle key-rotation announcements (`/saas/keys/announce`).
+    KeyAnnounce,
 }
 
 impl Purpose {
@@ -88,6 +90,7 @@ impl Purpose {
         match self {
             Self::Api => "waggle-api",
             Self::Callback => "waggle-nc",
+            Self::KeyAnnounce => "waggle-key",
         }
     }
 }

@@ -97,7 +97,7 @@ fn run(v: &Vector) -> Output {
     map.insert(headers::CONTENT_DIGEST, HeaderValue::from_str(&content_digest).expect("digest"));
     let covered = match v.purpose {
         Purpose::Api => api_components(),
-        Purpose::Callback => callback_required(&map),
+        Purpose::Callback | Purpose::KeyAnnounce => callback_required(&map),
     };
     let key = SigningKey::from_tenant_key(KEY_ID, TENANT_KEY);
     let message = Message::from_uri(&v.method, &uri, &map);
@@ -106,7 +106,7 @@ fn run(v: &Vector) -> Output {
     let message = Message::from_uri(&v.method, &uri, &map);
     let policy = match v.purpose {
         Purpose::Api => VerifyPolicy::api(CREATED),
-        Purpose::Callback => VerifyPolicy::callback(CREATED, &map),
+        Purpose::Callback | Purpose::KeyAnnounce => VerifyPolicy::callback(CREATED, &map),
     };
     let lookup = |id: &str| (id == KEY_ID).then_some(TENANT_KEY.as_bytes());
     verify_request(&message, lookup, &policy).expect("vector verifies");

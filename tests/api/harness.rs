@@ -47,6 +47,9 @@ impl Builder {
             ("APP_PORT", "0"),
             ("AA_VERSION", "5.0.2"),
             ("WAGGLE_SERVER__SHUTDOWN_GRACE_SECS", "2"),
+            // A pre-provisioned key by default; tests of provisioning clear both with "".
+            ("WAGGLE_TENANT_KEY", crate::saas_proxy::TENANT_KEY),
+            ("WAGGLE_TENANT_KEY_ID", crate::saas_proxy::TENANT_KEY_ID),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

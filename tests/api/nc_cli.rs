@@ -17,9 +17,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_waggle");
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nc_call_works_end_to_end_and_no_secret_or_signature_reaches_the_logs() {
     let nc = fakes::nextcloud().await;
-    nc.on_async(Method::from_bytes(b"PROPFIND").unwrap(), "/remote.php/dav/files/alice/", None, |_: Recorded| async {
-        (StatusCode::MULTI_STATUS, "<d:multistatus xmlns:d=\"DAV:\"/>").into_response()
-    });
+    nc.on_async(
+        Method::from_bytes(b"PROPFIND").unwrap(),
+        "/remote.php/dav/files/alice/",
+        None,
+        |_: Recorded| async {
+            (StatusCode::MULTI_STATUS, "<d:multistatus xmlns:d=\"DAV:\"/>").into_response()
+        },
+    );
     let storage = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let mut child = Command::new(BIN)

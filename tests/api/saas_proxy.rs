@@ -400,7 +400,12 @@ async fn cross_site_writes_are_refused_before_anything_is_sent() {
 #[tokio::test]
 async fn without_a_key_or_a_service_url_nothing_is_sent_unsigned() {
     let saas = saas().await;
-    let app = TestApp::builder().env("WAGGLE_SERVICE_URL", &saas.url()).spawn().await;
+    let app = TestApp::builder()
+        .env("WAGGLE_SERVICE_URL", &saas.url())
+        .env("WAGGLE_TENANT_KEY", "")
+        .env("WAGGLE_TENANT_KEY_ID", "")
+        .spawn()
+        .await;
     let r = app.request(Method::GET, "/api/echo", "alice").send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "tenant_key_missing");

@@ -383,7 +383,12 @@ async fn an_upgrade_without_appapi_headers_is_401_and_never_reaches_the_saas() {
 #[tokio::test]
 async fn without_a_tenant_key_the_upgrade_is_503_and_never_connects() {
     let saas = FakeSaas::start().await;
-    let app = TestApp::builder().env("WAGGLE_SERVICE_URL", &saas.url()).spawn().await;
+    let app = TestApp::builder()
+        .env("WAGGLE_SERVICE_URL", &saas.url())
+        .env("WAGGLE_TENANT_KEY", "")
+        .env("WAGGLE_TENANT_KEY_ID", "")
+        .spawn()
+        .await;
     assert_eq!(refused_status(open(&app, "/api/ws", true, &[]).await), 503);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(saas.connections(), 0);
