@@ -19,7 +19,9 @@ pub(crate) struct TestApp {
     pub(crate) addr: Option<SocketAddr>,
     pub(crate) nc: Fake,
     pub(crate) client: reqwest::Client,
-    pub(crate) storage: tempfile::TempDir,
+    /// Owned temporary storage, unless the test passed its own directory.
+    _storage: Option<tempfile::TempDir>,
+    storage_path: PathBuf,
     pub(crate) state: waggle::state::AppState,
     stop: CancellationToken,
     handle: JoinHandle<anyhow::Result<()>>,
@@ -28,6 +30,8 @@ pub(crate) struct TestApp {
 #[derive(Default)]
 pub(crate) struct Builder {
     env: HashMap<String, String>,
+    storage: Option<PathBuf>,
+    nc: Option<Fake>,
 }
 
 impl Builder {
@@ -36,9 +40,31 @@ impl Builder {
         self
     }
 
+    /// Uses `dir` as `APP_PERSISTENT_STORAGE` (to restart on the same storage).
+    pub(crate) fn storage(mut self, dir: &std::path::Path) -> Self {
+        self.storage = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Uses this fake Nextcloud instead of a fresh one.
+    pub(crate) fn nextcloud(mut self, nc: &Fake) -> Self {
+        self.nc = Some(nc.clone());
+        self
+    }
+
     pub(crate) async fn spawn(self) -> TestApp {
-        let nc = fakes::nextcloud().await;
-        let storage = tempfile::tempdir().unwrap();
+        let (owned, storage_path) = match self.storage {
+            Some(path) => (None, path),
+            None => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().to_path_buf();
+                (Some(dir), path)
+            }
+        };
+        let nc = match self.nc {
+            Some(nc) => nc,
+            None => fakes::nextcloud().await,
+        };
         let mut env: HashMap<String, String> = [
             ("APP_ID", APP_ID),
             ("APP_SECRET", SECRET),
@@ -55,7 +81,7 @@ impl Builder {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         env.insert("NEXTCLOUD_URL".into(), nc.url());
-        env.insert("APP_PERSISTENT_STORAGE".into(), storage.path().display().to_string());
+        env.insert("APP_PERSISTENT_STORAGE".into(), storage_path.display().to_string());
         env.extend(self.env);
         let settings = Settings::load_from(&env).expect("test settings are valid");
         let app = App::build(settings).await.expect("app builds");
@@ -65,7 +91,7 @@ impl Builder {
         let s = stop.clone();
         let handle = tokio::spawn(app.run_until_stopped(async move { s.cancelled().await }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        TestApp { addr, nc, client, storage, state, stop, handle }
+        TestApp { addr, nc, client, _storage: owned, storage_path, state, stop, handle }
     }
 }
 
@@ -99,7 +125,7 @@ impl TestApp {
     }
 
     pub(crate) fn storage_path(&self) -> PathBuf {
-        self.storage.path().to_path_buf()
+        self.storage_path.clone()
     }
 }
 

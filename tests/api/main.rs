@@ -11,4 +11,5 @@ mod nc_cli;
 mod nc_proxy;
 mod saas_proxy;
 mod saas_ws;
+mod tenant_keys;
 mod unix_socket;

@@ -90,6 +90,10 @@ const SERVED: &[(&str, &str, u8)] = &[
     ("POST", "/nc/remote.php/dav/files/alice/", 0),
     ("PUT", "/nc/remote.php/dav/files/alice/x", 0),
     ("DELETE", "/nc/remote.php/dav/files/alice/x", 0),
+    ("POST", "/saas/keys/announce", 0),
+    ("GET", "/admin/tenant-key", 2),
+    ("POST", "/admin/tenant-key/rotate", 2),
+    ("POST", "/admin/tenant-key/bootstrap", 2),
 ];
 
 /// Called by AppAPI directly: must never be reachable through the proxy.
