@@ -16,12 +16,14 @@ use super::body::UpstreamBody;
 use super::{ProxyError, is_event_stream, strip_hop_by_hop};
 use crate::config::ProxySettings;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+/// HTTP(S) connector with the platform trust store; shared by the HTTP client and the WebSocket bridge.
+pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// The forwarder (cheap to clone: the pool is shared).
 #[derive(Clone)]
 pub struct Forwarder {
     client: Client<Connector, UpstreamBody>,
+    connector: Connector,
     header_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -48,8 +50,13 @@ impl Forwarder {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
-            .build(connector);
-        Ok(Self { client, header_timeout: settings.header_timeout, idle_timeout: settings.idle_timeout })
+            .build(connector.clone());
+        Ok(Self {
+            client,
+            connector,
+            header_timeout: settings.header_timeout,
+            idle_timeout: settings.idle_timeout,
+        })
     }
 
     /// Sends `request` and returns the upstream response with a streaming, idle-timed body and
@@ -68,6 +75,11 @@ impl Forwarder {
         }
         let body = Body::new(TimeoutBody::new(self.idle_timeout, body));
         Ok(Response::from_parts(parts, body))
+    }
+
+    /// The connector, for upstream connections the pooled client does not make (WebSocket upgrades).
+    pub fn connector(&self) -> Connector {
+        self.connector.clone()
     }
 
     /// The idle timeout applied to streamed bodies.

@@ -13,9 +13,9 @@
 //! idle tunnels). When either side closes or fails, the other is closed too; when `state.shutdown`
 //! is cancelled both get `1001 going away`.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::http::Connector;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use bytes::Bytes;
@@ -24,7 +24,6 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::uri::Scheme;
 use http::{Method, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -64,7 +63,6 @@ const TOO_BIG: u16 = 1009;
 /// 1011: the upstream failed (1014 "bad gateway" is refused as invalid by some browsers).
 const UPSTREAM_FAILED: u16 = 1011;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 type UpstreamIo = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
 type UpstreamSocket = WebSocketStream<UpstreamIo>;
 
@@ -93,7 +91,7 @@ pub async fn bridge(
     saas::sign(&key, &Method::GET, &uri, &mut out)?;
 
     let max = state.settings.proxy.ws_max_message_bytes;
-    let connecting = connect(&uri, out, max);
+    let connecting = connect(state.forwarder.connector(), &uri, out, max);
     let (upstream, accepted) =
         match tokio::time::timeout(state.settings.proxy.header_timeout, connecting).await {
             Err(_) => return Err(ProxyError::Timeout.into()),
@@ -173,34 +171,17 @@ enum Refusal {
     Failed(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// The TLS-capable connector (platform trust store, like the HTTP forwarder), built once.
-fn connector() -> Connector {
-    static CONNECTOR: OnceLock<Connector> = OnceLock::new();
-    CONNECTOR
-        .get_or_init(|| {
-            crate::tls::install_provider();
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_platform_verifier()
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http)
-        })
-        .clone()
-}
-
 /// Opens the upstream WebSocket: TCP (and TLS for `https`) to the `http(s)` URI, then the handshake
 /// on its `ws(s)` form with `headers` added.
 async fn connect(
+    connector: Connector,
     uri: &Uri,
     headers: HeaderMap,
     max: usize,
 ) -> Result<(UpstreamSocket, HandshakeResponse), Refusal> {
     let mut request = ws_form(uri)?.into_client_request().map_err(|e| Refusal::Failed(Box::new(e)))?;
     request.headers_mut().extend(headers);
-    let stream = connector().oneshot(uri.clone()).await.map_err(Refusal::Failed)?;
+    let stream = connector.oneshot(uri.clone()).await.map_err(Refusal::Failed)?;
     let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
     match tokio_tungstenite::client_async_with_config(request, TokioIo::new(stream), Some(config)).await {
         Ok(connected) => Ok(connected),
