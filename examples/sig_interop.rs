@@ -4,6 +4,12 @@
 //!
 //! Line shape: `{"name", "purpose": "api"|"callback", "method", "url", "headers": [[name, value]…],
 //! "body_b64", "key_id", "key"}`. `key` is the tenant key string (its UTF-8 bytes are the HMAC key).
+//!
+//! Standard Webhooks (`tests/interop/standard_webhooks.py`): `webhooks` prints deliveries signed by
+//! Waggle; `webhooks-verify` reads deliveries signed by the reference library and checks each with
+//! Waggle's verifier. Line shape: `{"name", "expect": "ok"|"fail", "payload", "headers":
+//! {"webhook-id", "webhook-timestamp", "webhook-signature"}, "secrets": [whsec_…]}`; every listed
+//! secret must verify an `ok` line on its own and none may verify a `fail` line.
 
 use std::io::{BufRead as _, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,6 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use serde::{Deserialize, Serialize};
 use waggle::headers;
+use waggle::signing::webhooks::{self as wh, ReceivedHeaders, WebhookSecret};
 use waggle::signing::{
     Message, Purpose, SigningKey, VerifyPolicy, api_components, callback_required, content_digest_value,
     random_nonce, sign_request, verify_content_digest, verify_request,
@@ -197,6 +204,115 @@ fn verify_all() -> bool {
     all_ok && count > 0
 }
 
+#[derive(Serialize, Deserialize)]
+struct WebhookLine {
+    name: String,
+    expect: String,
+    payload: String,
+    headers: std::collections::BTreeMap<String, String>,
+    secrets: Vec<String>,
+}
+
+fn webhook_line(
+    name: &str,
+    expect: &str,
+    msg_id: &str,
+    timestamp: u64,
+    payload: &str,
+    signers: &[WebhookSecret],
+    verifiers: &[WebhookSecret],
+) -> WebhookLine {
+    let signed = wh::headers(signers, msg_id, timestamp, payload.as_bytes());
+    WebhookLine {
+        name: name.to_owned(),
+        expect: expect.to_owned(),
+        payload: payload.to_owned(),
+        headers: signed.pairs().into_iter().map(|(k, v)| (k.as_str().to_owned(), v.to_owned())).collect(),
+        secrets: verifiers.iter().map(WebhookSecret::to_whsec).collect(),
+    }
+}
+
+fn webhooks_sign_all() {
+    let now = now();
+    let new = WebhookSecret::from_tenant_key("wgl-interop-events-key-new-0123456789");
+    let old = WebhookSecret::from_whsec("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").expect("whsec");
+    let foreign = WebhookSecret::new(*b"someone-else's-events-key-bytes!");
+    let body = concat!(
+        r#"{"type":"note.created","timestamp":"2024-05-01T12:00:00Z","#,
+        "\"data\":{\"id\":\"42\",\"t\":\"h\u{e9} \u{1f41d}\"}}"
+    );
+    let one = std::slice::from_ref(&new);
+    let olds = std::slice::from_ref(&old);
+    let both = [new.clone(), old.clone()];
+    let mut tampered = webhook_line("rs-tampered", "fail", "msg_rs_tampered", now, body, one, one);
+    tampered.payload = body.replace("42", "43");
+    let lines = [
+        webhook_line("rs-single", "ok", "msg_rs_single", now, body, one, one),
+        webhook_line("rs-rotation", "ok", "msg_rs_rotation", now, body, &both, &both),
+        webhook_line("rs-old-key-only", "ok", "msg_rs_old", now, body, olds, olds),
+        webhook_line("rs-empty-payload", "ok", "evt_01HXYZ-empty", now, "", one, one),
+        webhook_line("rs-edge-past", "ok", "msg_rs_past", now - 240, body, one, one),
+        webhook_line("rs-edge-future", "ok", "msg_rs_future", now + 240, body, one, one),
+        webhook_line("rs-expired", "fail", "msg_rs_expired", now - 400, body, one, one),
+        webhook_line("rs-far-future", "fail", "msg_rs_far_future", now + 400, body, one, one),
+        webhook_line("rs-foreign-key", "fail", "msg_rs_foreign", now, body, &[foreign], &both),
+        tampered,
+    ];
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{}", serde_json::to_string(&line).expect("json")).expect("stdout");
+    }
+}
+
+fn webhooks_verify_one(line: &WebhookLine) -> Result<String, String> {
+    let get = |name: &str| line.headers.get(name).map(String::as_str).ok_or(format!("missing {name}"));
+    let received = ReceivedHeaders {
+        id: get(wh::WEBHOOK_ID.as_str())?,
+        timestamp: get(wh::WEBHOOK_TIMESTAMP.as_str())?,
+        signature: get(wh::WEBHOOK_SIGNATURE.as_str())?,
+    };
+    let mut outcomes = Vec::new();
+    for serialised in &line.secrets {
+        let secret = WebhookSecret::from_whsec(serialised).map_err(|e| e.code().to_owned())?;
+        let result =
+            wh::verify(&[secret], &received, line.payload.as_bytes(), now(), wh::DEFAULT_TOLERANCE_SECS);
+        outcomes.push(result.map_or_else(|e| e.code(), |()| "ok"));
+    }
+    let good = match line.expect.as_str() {
+        "ok" => outcomes.iter().all(|o| *o == "ok"),
+        "fail" => outcomes.iter().all(|o| *o != "ok"),
+        other => return Err(format!("unknown expectation {other}")),
+    };
+    let detail = format!("expect={} got={outcomes:?}", line.expect);
+    if good && !outcomes.is_empty() { Ok(detail) } else { Err(detail) }
+}
+
+fn webhooks_verify_all() -> bool {
+    let mut all_ok = true;
+    let mut count = 0;
+    for raw in std::io::stdin().lock().lines() {
+        let raw = raw.expect("stdin");
+        if raw.trim().is_empty() {
+            continue;
+        }
+        count += 1;
+        match serde_json::from_str::<WebhookLine>(&raw) {
+            Ok(line) => match webhooks_verify_one(&line) {
+                Ok(detail) => println!("OK   {} {detail}", line.name),
+                Err(e) => {
+                    all_ok = false;
+                    println!("FAIL {} {e}", line.name);
+                }
+            },
+            Err(e) => {
+                all_ok = false;
+                println!("FAIL json: {e}");
+            }
+        }
+    }
+    all_ok && count > 0
+}
+
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("sign") => sign_all(),
@@ -205,8 +321,14 @@ fn main() {
                 std::process::exit(1);
             }
         }
+        Some("webhooks") => webhooks_sign_all(),
+        Some("webhooks-verify") => {
+            if !webhooks_verify_all() {
+                std::process::exit(1);
+            }
+        }
         _ => {
-            eprintln!("usage: sig_interop sign | verify < lines.jsonl");
+            eprintln!("usage: sig_interop sign | verify | webhooks | webhooks-verify < lines.jsonl");
             std::process::exit(2);
         }
     }

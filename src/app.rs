@@ -76,6 +76,8 @@ impl App {
         let state = self.state.clone();
         let token = state.shutdown.clone();
         let router = crate::routes::router(state.clone());
+        // Background workers live under the shared token and tracker.
+        state.tasks.spawn(crate::events::dispatch::run(state.clone()));
         let drain = token.clone().cancelled_owned();
         let (server, socket) = match self.bound {
             Bound::Tcp(l) => {

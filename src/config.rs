@@ -100,6 +100,16 @@ pub mod env {
     /// `/nc`: DELETE/MOVE per user per minute that warns.
     pub const CB_DESTRUCTIVE_WARN: &str = "WAGGLE_CALLBACK__DESTRUCTIVE_WARN_PER_MINUTE";
 
+    /// Where events are delivered.
+    pub const EVENTS_URL: &str = "WAGGLE_EVENTS_URL";
+    /// Retry schedule, ms, comma-separated.
+    pub const EVENTS_SCHEDULE_MS: &str = "WAGGLE_EVENTS__SCHEDULE_MS";
+    /// Subjects delivered in parallel.
+    pub const EVENTS_CONCURRENCY: &str = "WAGGLE_EVENTS__CONCURRENCY";
+    /// Timeout of one delivery, seconds.
+    pub const EVENTS_REQUEST_TIMEOUT_SECS: &str = "WAGGLE_EVENTS__REQUEST_TIMEOUT_SECS";
+    /// Longest idle sleep of the worker, ms.
+    pub const EVENTS_POLL_MS: &str = "WAGGLE_EVENTS__POLL_MS";
     /// Pairing code sent at bootstrap.
     pub const PAIRING_CODE: &str = "WAGGLE_PAIRING_CODE";
     /// Request overlap after a key rotation, seconds.
@@ -251,6 +261,21 @@ pub struct CallbackSettings {
     pub destructive_warn_per_minute: u32,
 }
 
+/// Event delivery to the SaaS webhook.
+#[derive(Debug, Clone)]
+pub struct EventsSettings {
+    /// `WAGGLE_EVENTS_URL`, default `<service>/waggle/v1/events`; `None` without a service URL.
+    pub url: Option<Url>,
+    /// Delay before each retry (the first attempt is immediate).
+    pub schedule: Vec<Duration>,
+    /// Subjects delivered in parallel.
+    pub concurrency: u32,
+    /// Timeout of one delivery.
+    pub request_timeout: Duration,
+    /// Longest sleep of the idle worker.
+    pub poll: Duration,
+}
+
 /// Tenant key provisioning and rotation.
 #[derive(Debug, Clone)]
 pub struct KeySettings {
@@ -303,6 +328,8 @@ pub struct Settings {
     pub callback: CallbackSettings,
     /// Tenant keys.
     pub keys: KeySettings,
+    /// Event delivery.
+    pub events: EventsSettings,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -372,9 +399,20 @@ struct RawKeys {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawEvents {
+    schedule_ms: Option<String>,
+    concurrency: Option<String>,
+    request_timeout_secs: Option<String>,
+    poll_ms: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct Raw {
     #[serde(default)]
     keys: RawKeys,
+    #[serde(default)]
+    events: RawEvents,
+    events_url: Option<String>,
     pairing_code: Option<String>,
     #[serde(default)]
     proxy: RawProxy,
@@ -509,6 +547,27 @@ impl Settings {
                 .map_err(|_| ConfigError::new(env::PROXY_WS_MAX_MESSAGE_BYTES, "is too large"))?,
             },
             callback: callback_settings(raw.callback)?,
+            events: EventsSettings {
+                url: match non_empty(raw.events_url) {
+                    Some(u) => Some(http_url(&u, env::EVENTS_URL)?),
+                    None => service_url.as_ref().and_then(|b| b.join("waggle/v1/events").ok()),
+                },
+                schedule: list(raw.events.schedule_ms)
+                    .iter()
+                    .map(|ms| ms.parse().map(Duration::from_millis))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        ConfigError::new(
+                            env::EVENTS_SCHEDULE_MS,
+                            "must be a comma-separated list of milliseconds",
+                        )
+                    })?,
+                concurrency: u32::try_from(number(raw.events.concurrency, env::EVENTS_CONCURRENCY)?)
+                    .map_err(|_| ConfigError::new(env::EVENTS_CONCURRENCY, "is too large"))?
+                    .max(1),
+                request_timeout: secs(raw.events.request_timeout_secs, env::EVENTS_REQUEST_TIMEOUT_SECS)?,
+                poll: Duration::from_millis(number(raw.events.poll_ms, env::EVENTS_POLL_MS)?),
+            },
             keys: KeySettings {
                 callback_overlap_secs: number(
                     raw.keys.callback_overlap_secs,

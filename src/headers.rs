@@ -49,6 +49,15 @@ pub const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input
 /// `Content-Digest` (RFC 9530).
 pub const CONTENT_DIGEST: HeaderName = HeaderName::from_static("content-digest");
 
+// --- Standard Webhooks (event delivery) ---------------------------------------------------------------
+
+/// `webhook-id`: the message id, stable across retries (the receiver's idempotency key).
+pub const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+/// `webhook-timestamp`: unix seconds of the delivery attempt.
+pub const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+/// `webhook-signature`: space-separated `v1,<base64>` entries.
+pub const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
 /// Request headers whose values are secrets or credentials: marked sensitive before tracing and
 /// never logged.
 pub const SENSITIVE_REQUEST: [HeaderName; 6] = [

@@ -5,10 +5,12 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod headers;
 pub mod healthcheck;
 pub mod keys;

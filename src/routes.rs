@@ -19,7 +19,7 @@ use crate::auth::appapi::CredentialCheck;
 use crate::auth::{Access, AppApiAuth};
 use crate::error::{ApiError, ErrorReport};
 use crate::state::AppState;
-use crate::{admin, headers, keys, lifecycle, nextcloud, saas, spa, telemetry};
+use crate::{admin, events, headers, keys, lifecycle, nextcloud, saas, spa, telemetry};
 
 /// Builds the complete router for `state`.
 pub fn router(state: AppState) -> Router {
@@ -70,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/tenant-key", get(keys::routes::status))
         .route("/admin/tenant-key/rotate", post(keys::routes::rotate))
         .route("/admin/tenant-key/bootstrap", post(keys::routes::bootstrap))
+        .route("/admin/events", get(events::routes::status))
+        .route("/admin/events/dead-letters", get(events::routes::dead_letters))
+        .route("/admin/events/dead-letters/{id}/replay", post(events::routes::replay))
+        .route("/admin/events/resume", post(events::routes::resume))
         .route_layer(auth(Access::Admin))
         .layer(short());
 

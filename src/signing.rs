@@ -11,6 +11,7 @@
 pub mod callback;
 pub mod digest;
 pub mod rfc9421;
+pub mod webhooks;
 
 pub use callback::{CallbackRequest, sign_callback};
 pub use digest::{
@@ -22,6 +23,11 @@ pub use rfc9421::{
     SignatureParams, SigningKey, VALIDITY_SECS, Verified, VerifyError, VerifyPolicy, api_components,
     callback_components, callback_required, normalize_authority, parse_signature, random_nonce, sign_request,
     signature_base, verify_request,
+};
+
+pub use webhooks::{
+    ReceivedHeaders, SecretError, WebhookError, WebhookHeaders, WebhookSecret, headers as webhook_headers,
+    sign as sign_webhook, signature_header as webhook_signature_header, verify as verify_webhook,
 };
 
 #[cfg(test)]

@@ -9,8 +9,11 @@ use tokio_util::task::TaskTracker;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::audit::AuditLog;
 use crate::auth::signature::{CallbackVerifier, FailureLimiter};
 use crate::config::Settings;
+use crate::events::dispatch::Wakeup;
+use crate::events::queue::Outbox;
 use crate::keys::Keyring;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
@@ -47,6 +50,12 @@ pub struct Inner {
     pub store: Store,
     /// Counters.
     pub metrics: Metrics,
+    /// The audit log (rows written in batches by one task).
+    pub audit: AuditLog,
+    /// The event outbox.
+    pub outbox: Outbox,
+    /// Wakes the delivery worker.
+    pub events_wakeup: Wakeup,
     /// Init and enable state.
     pub lifecycle: Lifecycle,
     /// Cancelled once at shutdown; every background task selects on it.
@@ -61,6 +70,11 @@ impl AppState {
         let nc = NcClient::new(&settings.app, &settings.nextcloud)?;
         let forwarder = Forwarder::new(&settings.proxy)?;
         let store = Store::open(&settings.app.storage_dir)?;
+        let (audit, audit_writer) = crate::audit::channel(store.clone());
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        // The writer drains what is queued when the shutdown token fires; shutdown waits for it.
+        tasks.spawn(crate::audit::run(audit_writer, shutdown.clone()));
         let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         Ok(Self(Arc::new(Inner {
             callback: CallbackVerifier::new(&settings.callback, started),
@@ -69,6 +83,9 @@ impl AppState {
                 settings.callback.failure_per_sec,
             ),
             callback_policy: CallbackPolicy::new(&settings.callback),
+            outbox: Outbox::new(store.clone())?,
+            audit,
+            events_wakeup: Wakeup::default(),
             store,
             metrics: Metrics::default(),
             forwarder: forwarder.clone(),
@@ -77,8 +94,8 @@ impl AppState {
             settings,
             nc,
             lifecycle: Lifecycle::default(),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
         })))
     }
 }
@@ -104,12 +121,9 @@ impl AppState {
             duration_ms: 0,
         };
         tracing::info!(target: "waggle::audit", method, target_path = target, "connector event");
-        let store = self.store.clone();
-        self.tasks.spawn(async move {
-            if let Err(e) = store.audit_append(record).await {
-                tracing::error!(error = %e, "cannot write the audit row");
-            }
-        });
+        if !self.audit.record(record) {
+            self.metrics.incr("audit_rows_dropped");
+        }
     }
 }
 

@@ -73,7 +73,14 @@ impl Store {
         Ok(Self(Arc::new(Mutex::new(conn))))
     }
 
-    async fn with<T: Send + 'static>(
+    /// Applies a schema fragment (idempotent `CREATE … IF NOT EXISTS`), at start-up.
+    pub(crate) fn migrate(&self, sql: &str) -> anyhow::Result<()> {
+        let conn = self.0.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        conn.execute_batch(sql).context("cannot apply the schema")
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
@@ -86,27 +93,32 @@ impl Store {
         .context("store task failed")?
     }
 
-    /// Appends an audit row and trims the table to [`AUDIT_ROWS_KEPT`].
-    pub async fn audit_append(&self, r: AuditRecord) -> anyhow::Result<()> {
+    /// Appends audit rows in one transaction and trims the table to [`AUDIT_ROWS_KEPT`].
+    pub async fn audit_append(&self, rows: Vec<AuditRecord>) -> anyhow::Result<()> {
         self.with(move |c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO audit (at_ms, request_id, user, method, target, status, bytes_in, bytes_out, duration_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    r.at_ms,
-                    r.request_id,
-                    r.user,
-                    r.method,
-                    r.target,
-                    r.status,
-                    i64::try_from(r.bytes_in).unwrap_or(i64::MAX),
-                    i64::try_from(r.bytes_out).unwrap_or(i64::MAX),
-                    i64::try_from(r.duration_ms).unwrap_or(i64::MAX)
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            tx.execute("DELETE FROM audit WHERE id <= ?1", params![id - AUDIT_ROWS_KEPT])?;
+            let mut last = 0;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO audit (at_ms, request_id, user, method, target, status, bytes_in, bytes_out, duration_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for r in rows {
+                    stmt.execute(params![
+                        r.at_ms,
+                        r.request_id,
+                        r.user,
+                        r.method,
+                        r.target,
+                        r.status,
+                        i64::try_from(r.bytes_in).unwrap_or(i64::MAX),
+                        i64::try_from(r.bytes_out).unwrap_or(i64::MAX),
+                        i64::try_from(r.duration_ms).unwrap_or(i64::MAX)
+                    ])?;
+                    last = tx.last_insert_rowid();
+                }
+            }
+            tx.execute("DELETE FROM audit WHERE id <= ?1", params![last - AUDIT_ROWS_KEPT])?;
             tx.commit()
         })
         .await
@@ -160,9 +172,8 @@ mod tests {
     async fn audit_rows_round_trip_newest_first_and_filter_by_user() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.audit_append(record(1, "alice")).await.unwrap();
-        store.audit_append(record(2, "bob")).await.unwrap();
-        store.audit_append(record(3, "alice")).await.unwrap();
+        store.audit_append(vec![record(1, "alice"), record(2, "bob")]).await.unwrap();
+        store.audit_append(vec![record(3, "alice")]).await.unwrap();
         let all = store.audit_recent(None, 10).await.unwrap();
         assert_eq!(all.iter().map(|r| r.at_ms).collect::<Vec<_>>(), [3, 2, 1]);
         let alice = store.audit_recent(Some("alice".into()), 10).await.unwrap();

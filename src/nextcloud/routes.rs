@@ -248,12 +248,9 @@ impl Audit {
             status = r.status, bytes_in = r.bytes_in, bytes_out = r.bytes_out, duration_ms = r.duration_ms,
             "nc call"
         );
-        let store = self.state.store.clone();
-        self.state.tasks.spawn(async move {
-            if let Err(e) = store.audit_append(r).await {
-                tracing::error!(error = %e, "cannot write the audit row");
-            }
-        });
+        if !self.state.audit.record(r) {
+            self.state.metrics.incr("audit_rows_dropped");
+        }
     }
 
     /// Counts the response bytes as they stream; the audit is written when the body ends or drops.

@@ -5,6 +5,7 @@ mod harness;
 
 mod auth_matrix;
 mod config_cli;
+mod events_delivery;
 mod lifecycle;
 mod manifest;
 mod nc_cli;

@@ -1,0 +1,249 @@
+//! The delivery worker: takes the due head of each subject from the outbox, POSTs it to the SaaS
+//! webhook with Standard Webhooks headers, and acks only after a 2xx. Failures are retried on the
+//! configured schedule with ±20 % jitter, honouring `Retry-After`; other 4xx give up sooner; a 410
+//! pauses delivery (persisted) and alerts; an event that exhausts its schedule is dead-lettered.
+//! Stops on the shared cancellation token; an in-flight event simply stays pending.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng as _;
+use tokio::sync::Notify;
+use tracing::Instrument as _;
+
+use super::queue::{Outbox, Pending};
+use crate::signing::webhooks::{self, WebhookSecret};
+use crate::state::AppState;
+
+/// The persisted flag set by a 410.
+pub const PAUSED: &str = "paused";
+/// Attempts allowed for a non-retryable 4xx before dead-lettering.
+const CLIENT_ERROR_ATTEMPTS: u32 = 3;
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
+        .unwrap_or(i64::MAX)
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: acknowledged.
+    Delivered,
+    /// Try again after this delay.
+    Retry(Duration),
+    /// Give up: dead letter.
+    Dead,
+    /// 410: pause delivery.
+    Gone,
+}
+
+/// Decides what to do after attempt number `attempts` (1-based) answered `status` (None: no answer),
+/// given the retry schedule (the delay after attempt n is `schedule[n - 1]`; past its end the event
+/// is dead) and the `Retry-After` seconds.
+pub fn decide(
+    status: Option<u16>,
+    attempts: u32,
+    schedule: &[Duration],
+    retry_after: Option<u64>,
+) -> Outcome {
+    match status {
+        Some(200..=299) => Outcome::Delivered,
+        Some(410) => Outcome::Gone,
+        Some(s @ 400..=499) if !matches!(s, 408 | 409 | 425 | 429) && attempts >= CLIENT_ERROR_ATTEMPTS => {
+            Outcome::Dead
+        }
+        _ => match schedule.get((attempts as usize).saturating_sub(1)) {
+            None => Outcome::Dead,
+            Some(delay) => {
+                let after = retry_after.map_or(Duration::ZERO, Duration::from_secs);
+                Outcome::Retry((*delay).max(after))
+            }
+        },
+    }
+}
+
+/// ±20 % jitter, so retries of many events spread out.
+fn jitter(d: Duration) -> Duration {
+    if d.is_zero() {
+        return d;
+    }
+    d.mul_f64(rand::rng().random_range(0.8..1.2))
+}
+
+/// The worker's handle: wake it when events are enqueued or delivery is resumed.
+#[derive(Debug, Default, Clone)]
+pub struct Wakeup(Arc<Notify>);
+
+impl Wakeup {
+    /// Wakes the worker.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Runs until the shutdown token is cancelled.
+pub async fn run(state: AppState) {
+    let settings = &state.settings.events;
+    let Some(url) = settings.url.clone() else {
+        tracing::warn!("no events URL (WAGGLE_EVENTS_URL or WAGGLE_SERVICE_URL); event delivery is off");
+        return;
+    };
+    tracing::info!(url = %url, "event delivery started");
+    loop {
+        if state.shutdown.is_cancelled() {
+            break;
+        }
+        let wait = match step(&state, url.as_str()).await {
+            Ok(Some(wait)) => wait,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "event delivery step failed");
+                settings.poll
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = state.events_wakeup.0.notified() => {}
+            () = state.shutdown.cancelled() => break,
+        }
+    }
+    tracing::info!("event delivery stopped");
+}
+
+/// One round: deliver every due head in parallel. Returns how long to sleep (None: go again now).
+async fn step(state: &AppState, url: &str) -> anyhow::Result<Option<Duration>> {
+    let outbox = &state.outbox;
+    let poll = state.settings.events.poll;
+    if outbox.flag(PAUSED).await?.is_some() {
+        return Ok(Some(poll));
+    }
+    let secrets: Vec<WebhookSecret> =
+        state.keys.webhook_keys().iter().map(|k| WebhookSecret::new(k.secret().to_vec())).collect();
+    if secrets.is_empty() {
+        return Ok(Some(poll)); // no tenant key yet; events wait in the outbox
+    }
+    let due = outbox.due(now_ms(), state.settings.events.concurrency).await?;
+    if due.is_empty() {
+        let next = outbox.next_due_at().await?;
+        let wait = next
+            .map_or(poll, |at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(poll));
+        return Ok(Some(wait));
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for event in due {
+        let (state, url, secrets) = (state.clone(), url.to_owned(), secrets.clone());
+        let span = tracing::info_span!("deliver", event.id = %event.id, event.type = %event.kind);
+        set.spawn(async move { deliver(&state, &url, &secrets, event).await }.instrument(span));
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    Ok(None)
+}
+
+async fn deliver(
+    state: &AppState,
+    url: &str,
+    secrets: &[WebhookSecret],
+    event: Pending,
+) -> anyhow::Result<()> {
+    let outbox: &Outbox = &state.outbox;
+    let timestamp = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let signature = webhooks::signature_header(secrets, &event.id, timestamp, &event.payload);
+    let result = state
+        .saas
+        .http()
+        .post(url)
+        .header(webhooks::WEBHOOK_ID, &event.id)
+        .header(webhooks::WEBHOOK_TIMESTAMP, timestamp.to_string())
+        .header(webhooks::WEBHOOK_SIGNATURE, signature)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(event.payload.clone())
+        .timeout(state.settings.events.request_timeout)
+        .send()
+        .await;
+    let (status, retry_after, error) = match result {
+        Ok(r) => {
+            let retry_after = r
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            (Some(r.status().as_u16()), retry_after, format!("HTTP {}", r.status().as_u16()))
+        }
+        Err(e) => {
+            (None, None, if e.is_timeout() { "timeout".to_owned() } else { "connection failed".to_owned() })
+        }
+    };
+    let attempts = event.attempts + 1;
+    let metrics = &state.metrics;
+    match decide(status, attempts, &state.settings.events.schedule, retry_after) {
+        Outcome::Delivered => {
+            outbox.ack(&event.id, now_ms()).await?;
+            metrics.incr("events_delivered");
+            tracing::debug!(attempts, "event delivered");
+        }
+        Outcome::Retry(delay) => {
+            let next = now_ms() + i64::try_from(jitter(delay).as_millis()).unwrap_or(i64::MAX / 2);
+            outbox.reschedule(&event.id, attempts, next, status, &error).await?;
+            metrics.incr("events_retried");
+            tracing::warn!(attempts, error = %error, delay_ms = delay.as_millis() as u64, "event delivery failed; will retry");
+        }
+        Outcome::Dead => {
+            outbox.dead_letter(&event.id, attempts, status, &error, now_ms()).await?;
+            metrics.incr("events_dead_lettered");
+            tracing::error!(attempts, error = %error, "event delivery gave up; moved to the dead letters");
+        }
+        Outcome::Gone => {
+            outbox.reschedule(&event.id, event.attempts, now_ms(), status, &error).await?;
+            outbox.set_flag(PAUSED, Some("the events URL answered 410 Gone")).await?;
+            metrics.incr("events_paused");
+            tracing::error!("the events URL answered 410 Gone: delivery is paused until an admin resumes it");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule() -> Vec<Duration> {
+        [5, 300, 1800].iter().map(|s| Duration::from_secs(*s)).collect()
+    }
+
+    #[test]
+    fn outcomes_follow_the_standard_webhooks_rules() {
+        let s = schedule();
+        assert_eq!(decide(Some(204), 1, &s, None), Outcome::Delivered);
+        assert_eq!(decide(Some(410), 1, &s, None), Outcome::Gone);
+        assert_eq!(decide(Some(503), 1, &s, None), Outcome::Retry(Duration::from_secs(5)));
+        assert_eq!(decide(None, 2, &s, None), Outcome::Retry(Duration::from_secs(300)));
+        assert_eq!(
+            decide(Some(429), 1, &s, Some(60)),
+            Outcome::Retry(Duration::from_secs(60)),
+            "Retry-After wins when longer"
+        );
+        assert_eq!(decide(Some(503), 2, &s, Some(1)), Outcome::Retry(Duration::from_secs(300)));
+        assert_eq!(decide(Some(503), 4, &s, None), Outcome::Dead, "schedule exhausted");
+        assert_eq!(decide(Some(400), 1, &s, None), Outcome::Retry(Duration::from_secs(5)));
+        assert_eq!(decide(Some(400), 3, &s, None), Outcome::Dead, "client errors give up after 3");
+        assert_eq!(decide(Some(429), 3, &s, None), Outcome::Retry(Duration::from_secs(1800)));
+        assert_eq!(
+            decide(Some(302), 1, &s, None),
+            Outcome::Retry(Duration::from_secs(5)),
+            "3xx is a failure"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(100));
+            assert!(d >= Duration::from_secs(80) && d <= Duration::from_secs(120));
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+}
