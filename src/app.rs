@@ -78,6 +78,7 @@ impl App {
         let router = crate::routes::router(state.clone());
         // Background workers live under the shared token and tracker.
         state.tasks.spawn(crate::events::dispatch::run(state.clone()));
+        state.tasks.spawn(crate::events::reconcile::run_schedule(state.clone()));
         let drain = token.clone().cancelled_owned();
         let (server, socket) = match self.bound {
             Bound::Tcp(l) => {

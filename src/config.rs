@@ -100,6 +100,8 @@ pub mod env {
     /// `/nc`: DELETE/MOVE per user per minute that warns.
     pub const CB_DESTRUCTIVE_WARN: &str = "WAGGLE_CALLBACK__DESTRUCTIVE_WARN_PER_MINUTE";
 
+    /// Seconds between reconciliation runs.
+    pub const SYNC_INTERVAL: &str = "WAGGLE_SYNC_INTERVAL";
     /// Where events are delivered.
     pub const EVENTS_URL: &str = "WAGGLE_EVENTS_URL";
     /// Retry schedule, ms, comma-separated.
@@ -276,6 +278,15 @@ pub struct EventsSettings {
     pub poll: Duration,
 }
 
+/// User/group reconciliation.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// `WAGGLE_SYNC_INTERVAL`: time between runs.
+    pub interval: Duration,
+    /// `WAGGLE_SYNC__ADMIN_UID`: the administrator to read users as (default: lowest uid of `admin`).
+    pub admin_uid: Option<String>,
+}
+
 /// Tenant key provisioning and rotation.
 #[derive(Debug, Clone)]
 pub struct KeySettings {
@@ -330,6 +341,8 @@ pub struct Settings {
     pub keys: KeySettings,
     /// Event delivery.
     pub events: EventsSettings,
+    /// Reconciliation.
+    pub sync: SyncSettings,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -407,7 +420,15 @@ struct RawEvents {
 }
 
 #[derive(Debug, Default, Deserialize)]
+struct RawSync {
+    admin_uid: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
 struct Raw {
+    #[serde(default)]
+    sync: RawSync,
+    sync_interval: Option<String>,
     #[serde(default)]
     keys: RawKeys,
     #[serde(default)]
@@ -567,6 +588,10 @@ impl Settings {
                     .max(1),
                 request_timeout: secs(raw.events.request_timeout_secs, env::EVENTS_REQUEST_TIMEOUT_SECS)?,
                 poll: Duration::from_millis(number(raw.events.poll_ms, env::EVENTS_POLL_MS)?),
+            },
+            sync: SyncSettings {
+                interval: secs(raw.sync_interval, env::SYNC_INTERVAL)?.max(Duration::from_secs(1)),
+                admin_uid: non_empty(raw.sync.admin_uid),
             },
             keys: KeySettings {
                 callback_overlap_secs: number(

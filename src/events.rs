@@ -4,6 +4,7 @@
 
 pub mod dispatch;
 pub mod queue;
+pub mod reconcile;
 pub mod routes;
 
 use base64::Engine as _;

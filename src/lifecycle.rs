@@ -99,6 +99,10 @@ pub fn start_init(state: &AppState) {
                 Ok(()) => {
                     task_state.lifecycle.finish(InitState::Done);
                     tracing::info!("init finished");
+                    // The first reconciliation (the initial full export) runs right after init.
+                    if let Err(e) = crate::events::reconcile::reconcile(&task_state).await {
+                        tracing::error!(error = %e, "reconciliation after init failed");
+                    }
                 }
                 Err(message) => {
                     tracing::error!(error = %message, "init failed");

@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/events/dead-letters", get(events::routes::dead_letters))
         .route("/admin/events/dead-letters/{id}/replay", post(events::routes::replay))
         .route("/admin/events/resume", post(events::routes::resume))
+        .route("/admin/sync", post(events::routes::sync_now))
         .route_layer(auth(Access::Admin))
         .layer(short());
 

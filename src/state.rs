@@ -56,6 +56,10 @@ pub struct Inner {
     pub outbox: Outbox,
     /// Wakes the delivery worker.
     pub events_wakeup: Wakeup,
+    /// One reconciliation at a time.
+    pub reconcile_lock: tokio::sync::Mutex<()>,
+    /// The last reconciliation's report.
+    pub last_reconcile: std::sync::Mutex<Option<crate::events::reconcile::ReconcileReport>>,
     /// Init and enable state.
     pub lifecycle: Lifecycle,
     /// Cancelled once at shutdown; every background task selects on it.
@@ -70,6 +74,7 @@ impl AppState {
         let nc = NcClient::new(&settings.app, &settings.nextcloud)?;
         let forwarder = Forwarder::new(&settings.proxy)?;
         let store = Store::open(&settings.app.storage_dir)?;
+        crate::events::reconcile::migrate(&store)?;
         let (audit, audit_writer) = crate::audit::channel(store.clone());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -86,6 +91,8 @@ impl AppState {
             outbox: Outbox::new(store.clone())?,
             audit,
             events_wakeup: Wakeup::default(),
+            reconcile_lock: tokio::sync::Mutex::new(()),
+            last_reconcile: std::sync::Mutex::new(None),
             store,
             metrics: Metrics::default(),
             forwarder: forwarder.clone(),

@@ -22,8 +22,10 @@ pub async fn status(State(state): State<AppState>, _admin: AppApiCaller) -> Resu
         .filter(|(k, _)| k.starts_with("events_"))
         .map(|(k, v)| (k, v.into()))
         .collect();
+    let last = state.last_reconcile.lock().expect("reconcile report lock").clone();
     Ok(Json(json!({
         "url_configured": state.settings.events.url.is_some(),
+        "last_reconcile": last,
         "queue": stats,
         "paused": paused,
         "deliveries": counters,
@@ -57,4 +59,16 @@ pub async fn resume(State(state): State<AppState>, _admin: AppApiCaller) -> Resu
     tracing::info!("event delivery resumed by an admin");
     state.events_wakeup.wake();
     Ok(Json(json!({ "paused": null })).into_response())
+}
+
+/// `POST /admin/sync`: runs a reconciliation now and answers with its report.
+pub async fn sync_now(State(state): State<AppState>, _admin: AppApiCaller) -> Response {
+    match super::reconcile::reconcile(&state).await {
+        Ok(report) => Json(json!({ "reconcile": report })).into_response(),
+        Err(message) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({ "error": { "code": "reconcile_failed", "message": message } })),
+        )
+            .into_response(),
+    }
 }
