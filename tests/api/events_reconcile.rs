@@ -13,9 +13,9 @@ use crate::fakes::{Fake, Recorded, ocs_ok};
 use crate::harness::{SECRET, TestApp, appapi_token};
 
 #[derive(Clone, Default)]
-struct Directory {
-    users: BTreeMap<String, (String, String, bool, Vec<String>)>,
-    groups: BTreeSet<String>,
+pub(crate) struct Directory {
+    pub(crate) users: BTreeMap<String, (String, String, bool, Vec<String>)>,
+    pub(crate) groups: BTreeSet<String>,
 }
 
 fn query(uri: &str, key: &str) -> usize {
@@ -29,7 +29,7 @@ fn query(uri: &str, key: &str) -> usize {
 }
 
 /// Serves `cloud/users/details` and `cloud/groups` from `dir`, paged, only to the admin.
-fn serve_directory(nc: &Fake, dir: Arc<Mutex<Directory>>) {
+pub(crate) fn serve_directory(nc: &Fake, dir: Arc<Mutex<Directory>>) {
     let d = dir.clone();
     nc.on_async(Method::GET, "/ocs/v1.php/cloud/users/details", None, move |r: Recorded| {
         let dir = d.lock().unwrap().clone();

@@ -63,8 +63,16 @@ pub(crate) struct Fake {
 
 impl Fake {
     pub(crate) async fn start() -> Self {
+        Self::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    /// A fake on a given port (a service that comes back up where it was).
+    pub(crate) async fn start_on(port: u16) -> Self {
+        Self::serve(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap())
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> Self {
         let shared = Arc::new(Shared::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let s = shared.clone();
         let app = Router::new().fallback(move |req: Request| handle(s.clone(), req));

@@ -6,6 +6,7 @@ mod harness;
 mod auth_matrix;
 mod config_cli;
 mod events_delivery;
+mod events_durability;
 mod events_reconcile;
 mod lifecycle;
 mod manifest;
