@@ -3,6 +3,7 @@
 //! delivery worker (`events::dispatch`).
 
 pub mod dispatch;
+pub mod ingest;
 pub mod queue;
 pub mod reconcile;
 pub mod routes;

@@ -170,7 +170,7 @@ pub async fn enabled(
             );
         }
     };
-    let result = if enable { on_enable(&state).await } else { on_disable(&state) };
+    let result = if enable { on_enable(&state).await } else { on_disable(&state).await };
     match result {
         Ok(()) => {
             state.lifecycle.enabled.store(enable, Ordering::SeqCst);
@@ -190,6 +190,16 @@ async fn on_enable(state: &AppState) -> Result<(), String> {
         .map_err(|e| format!("persistent storage is not usable: {e}"))?;
     // A key missing at enable (e.g. init ran before the service URL was set) is provisioned in the
     // background; it shares the single flight with /init and the admin trigger.
+    // The webhook fast path, where this Nextcloud accepts user/group events (a latency hint only).
+    let s = state.clone();
+    state.tasks.spawn(async move {
+        match crate::events::ingest::register(&s).await {
+            Ok(classes) => tracing::info!(?classes, "webhook listeners in place"),
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook listeners not registered; reconciliation covers it")
+            }
+        }
+    });
     if state.keys.signing_key().is_none()
         && state.keys.error().is_none()
         && state.settings.saas.service_url.is_some()
@@ -204,8 +214,12 @@ async fn on_enable(state: &AppState) -> Result<(), String> {
     Ok(())
 }
 
-/// Disable hooks: called before the container stops, so Nextcloud is still reachable. Later issues
-/// unregister webhooks here; today there is nothing to undo.
-fn on_disable(_state: &AppState) -> Result<(), String> {
+/// Disable hooks: called before the container stops, so Nextcloud is still reachable. Failures are
+/// logged, not returned: Nextcloud disables the app anyway (and deletes an app's listeners itself on
+/// unregister).
+async fn on_disable(state: &AppState) -> Result<(), String> {
+    if let Err(e) = crate::events::ingest::unregister(state).await {
+        tracing::warn!(error = %e, "could not remove the webhook listeners");
+    }
     Ok(())
 }

@@ -60,6 +60,12 @@ pub fn router(state: AppState) -> Router {
     let callbacks = Router::new()
         .route("/nc/{*path}", any(nextcloud::routes::callback))
         .route_layer(auth(Access::System));
+    // webhook_listeners deliveries: AppAPI calls this directly (a relative uri), never through the
+    // proxy, so it is not in the manifest; it still carries the AppAPI header (the triggering user).
+    let hooks = Router::new()
+        .route("/hooks/nextcloud", post(events::ingest::deliver))
+        .route_layer(auth(Access::System))
+        .layer(short());
     // PUBLIC: the SaaS announces a new key, signed with the current one.
     let announcements = Router::new()
         .route("/saas/keys/announce", post(keys::routes::announce))
@@ -126,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(callbacks)
         .merge(announcements)
+        .merge(hooks)
         .fallback(|| async { ApiError::NotFound })
         .layer(stack)
         .with_state(state)

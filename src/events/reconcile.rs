@@ -276,6 +276,44 @@ pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, String> {
     Ok(report)
 }
 
+/// Reconciles one user (the webhook fast path). Falls back to a full run when the user is gone (a
+/// deletion needs the full pass) or when no full run has happened yet (the initial export).
+pub async fn reconcile_user(state: &AppState, uid: &str) -> Result<(), String> {
+    let last_run: Option<i64> = state
+        .store
+        .with(|c| {
+            c.query_row("SELECT MAX(run) FROM sync_runs WHERE finished_ms IS NOT NULL", [], |r| r.get(0))
+        })
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let Some(run) = last_run else {
+        return reconcile(state).await.map(drop);
+    };
+    let admin = admin_uid(state).await?;
+    let path = format!("/ocs/v1.php/cloud/users/{}", crate::nextcloud::encode_segment(uid));
+    let data: Value = match state.nc.ocs(Method::GET, &path, &admin, None).await {
+        Ok(v) => v,
+        Err(NcError::Ocs { statuscode: 404 | 998, .. } | NcError::Status { status: 404 }) => {
+            return reconcile(state).await.map(drop);
+        }
+        Err(e) => return Err(describe(&e)),
+    };
+    let page = parse_user_details(&json!({ "users": { uid: data } }))?;
+    let _one = state.reconcile_lock.lock().await;
+    let instance = state.saas.instance_id(&state.nc).await.map_err(|e| e.to_string())?.to_owned();
+    let at = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let events = state
+        .store
+        .with(move |c| diff_users(c, &instance, "webhook", at, run, &page))
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if events > 0 {
+        state.events_wakeup.wake();
+    }
+    tracing::info!(nc.user = uid, events, "targeted reconcile finished");
+    Ok(())
+}
+
 fn describe(e: &NcError) -> String {
     format!("cannot read users and groups from Nextcloud: {e}")
 }

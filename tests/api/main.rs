@@ -7,6 +7,7 @@ mod auth_matrix;
 mod config_cli;
 mod events_delivery;
 mod events_durability;
+mod events_hooks;
 mod events_reconcile;
 mod lifecycle;
 mod manifest;
