@@ -147,6 +147,7 @@ async fn admin_routes_check_group_membership_through_ocs() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["app"]["id"], "waggle");
     assert_eq!(body["init"]["state"], "not_started");
+    assert_eq!(body["events"]["queue"]["depth"], 0, "queue figures on the status route");
     let text = body.to_string();
     assert!(!text.contains(SECRET));
     let lookup = app.nc.requests_to("/ocs/v2.php/cloud/users/admin");
