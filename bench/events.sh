@@ -16,8 +16,8 @@
 # from the end of the reconcile (or nginx start) until `GET /admin/events` shows queue.depth 0
 # (polled every 50 ms), events/s, Waggle VmHWM; for the first live variant also a SECOND sync with
 # no change (0 events). Baselines: the fake directory paged directly by a Python client, and nginx's
-# POST req/s with wrk (-t1 -c8 -d5s, 300-byte body). Waggle pinned to CPU $SERVER_CPU, the fake
-# directory, nginx and the clients to CPU $CLIENT_CPU.
+# POST req/s with wrk (-t1 -c8 -d5s, 300-byte body). Waggle and the two baseline clients (run before
+# any Waggle) pinned to CPU $SERVER_CPU; the fake directory, nginx and curl to CPU $CLIENT_CPU.
 # Knobs: USERS (10000), N_GROUPS (1000), CONCS ("8 32"), VARIANTS ("live after"), AFTER_SCHEDULE_MS
 # (200), DRAIN_TIMEOUT (600 s), WAGGLE_BIN, BENCH_TARGET_DIR.
 set -euo pipefail
@@ -99,6 +99,7 @@ for conc in $CONCS; do
         MAXT=600 run_bg admin_curl -X POST "http://$HOST:$WP/admin/sync" >"$TMP/$name.sync.json"
         t1="$(now_ms)"
         echo "sync answer: $(cat "$TMP/$name.sync.json")"
+        grep -q '"reconcile"' "$TMP/$name.sync.json" || { echo "sync failed" >&2; exit 1; }
         rec_ms="$(jget reconcile.duration_ms <"$TMP/$name.sync.json")"
         events="$(jget reconcile.events <"$TMP/$name.sync.json")"
         [[ "$events" == "$EXPECTED" ]] || echo "WARNING: $events events, expected $EXPECTED" >&2

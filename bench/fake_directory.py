@@ -66,7 +66,8 @@ def make_handler(n_users, n_groups):
                     uid = f"u{i:05d}"
                     users[uid] = {"id": uid, "displayname": f"User {i}", "email": f"u{i}@example.com",
                                   "enabled": True, "groups": [f"g{i % n_groups:04d}"]}
-                return self.send(200, envelope({"users": users} if users else [], v1))
+                # an empty page: PHP encodes the empty array as []
+                return self.send(200, envelope({"users": users or []}, v1))
             self.send(404, envelope(None, v1).replace(b'"ok"', b'"failure"'))
 
     return Handler

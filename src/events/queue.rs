@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_subject ON outbox (subject, seq);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, seq);
 CREATE TABLE IF NOT EXISTS dead_letter (
     id TEXT PRIMARY KEY,
     subject TEXT NOT NULL,
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS delivered (
     id TEXT PRIMARY KEY,
     delivered_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS delivered_at ON delivered (delivered_at);
 CREATE TABLE IF NOT EXISTS delivery_state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -142,10 +144,12 @@ impl Outbox {
     pub async fn due(&self, now_ms: i64, limit: u32) -> anyhow::Result<Vec<Pending>> {
         self.store
             .with(move |c| {
+                // Walk due rows in time order (index `outbox_due`) and keep the heads of their subjects
+                // (index `outbox_subject`); stops after `limit`, instead of scanning the whole queue.
                 let mut stmt = c.prepare_cached(
                     "SELECT o.id, o.subject, o.type, o.payload, o.created_at, o.attempts FROM outbox o
-                     WHERE o.seq = (SELECT MIN(seq) FROM outbox WHERE subject = o.subject)
-                       AND o.next_attempt_at <= ?1
+                     WHERE o.next_attempt_at <= ?1
+                       AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subject = o.subject AND p.seq < o.seq)
                      ORDER BY o.next_attempt_at, o.seq LIMIT ?2",
                 )?;
                 let rows = stmt.query_map(params![now_ms, limit], |r| {
