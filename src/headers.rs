@@ -28,6 +28,8 @@ pub const X_ORIGIN_IP: HeaderName = HeaderName::from_static("x-origin-ip");
 
 // --- Waggle's own -----------------------------------------------------------------------------------
 
+/// `X-Waggle-Hook-Secret`: the per-install secret webhook_listeners echoes on every delivery.
+pub const X_WAGGLE_HOOK_SECRET: HeaderName = HeaderName::from_static("x-waggle-hook-secret");
 /// `X-Request-Id`: the request id returned on every response.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `X-HTTP-Method-Override`: the real verb of a tunnelled request (the PHP proxy passes only
@@ -39,6 +41,25 @@ pub const X_WAGGLE_USER: HeaderName = HeaderName::from_static("x-waggle-user");
 pub const X_WAGGLE_INSTANCE: HeaderName = HeaderName::from_static("x-waggle-instance");
 /// `X-Waggle-Target`: on `/nc` callbacks, the Nextcloud path and query the SaaS wants called.
 pub const X_WAGGLE_TARGET: HeaderName = HeaderName::from_static("x-waggle-target");
+
+// --- Proxying and WebDAV ---------------------------------------------------------------------------
+
+/// `Destination` (WebDAV MOVE/COPY): signed on `/nc` and rewritten onto `NEXTCLOUD_URL`.
+pub const DESTINATION: HeaderName = HeaderName::from_static("destination");
+/// `Sec-Fetch-Site`: the browser's view of where a request comes from (CSRF check).
+pub const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+/// `X-Accel-Buffering: no` keeps front proxies from buffering SSE.
+pub const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+/// `X-Forwarded-Proto`, set by Waggle towards the SaaS.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`, set by Waggle towards the SaaS.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-For`, set by Waggle towards the SaaS.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `Keep-Alive` (hop-by-hop, not in the `http` crate's constants).
+pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// `Proxy-Connection` (hop-by-hop, non-standard).
+pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 // --- Signatures (RFC 9421, RFC 9530) -----------------------------------------------------------------
 

@@ -62,8 +62,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    headers.remove(headers::KEEP_ALIVE);
+    headers.remove(headers::PROXY_CONNECTION);
 }
 
 /// Removes every header that carries a Nextcloud secret or identity, or that only a trusted hop may

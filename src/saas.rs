@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri};
 use tokio::sync::OnceCell;
 use url::Url;
@@ -164,23 +164,20 @@ impl SaasProxy {
     fn forwarded_headers(&self, inbound: &HeaderMap) -> HeaderMap {
         let mut h = HeaderMap::new();
         if let Ok(v) = HeaderValue::from_str(self.public_url.scheme()) {
-            h.insert(HeaderName::from_static("x-forwarded-proto"), v);
+            h.insert(headers::X_FORWARDED_PROTO, v);
         }
         let host = inbound
             .get(header::HOST)
             .cloned()
             .or_else(|| self.public_url.host_str().and_then(|s| HeaderValue::from_str(s).ok()));
         if let Some(host) = host {
-            h.insert(HeaderName::from_static("x-forwarded-host"), host);
+            h.insert(headers::X_FORWARDED_HOST, host);
         }
         if !self.harp
             && let Some(ip) = inbound.get(headers::X_ORIGIN_IP).and_then(|v| v.to_str().ok())
             && ip.parse::<std::net::IpAddr>().is_ok()
         {
-            h.insert(
-                HeaderName::from_static("x-forwarded-for"),
-                value(ip).unwrap_or(HeaderValue::from_static("")),
-            );
+            h.insert(headers::X_FORWARDED_FOR, value(ip).unwrap_or(HeaderValue::from_static("")));
         }
         h
     }
@@ -222,7 +219,7 @@ pub fn csrf_check(method: &Method, headers: &HeaderMap, public_url: &Url) -> Res
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
-    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let site = headers.get(headers::SEC_FETCH_SITE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if site.eq_ignore_ascii_case("cross-site") {
         return Err(ApiError::Forbidden {
             code: "cross_site_request",

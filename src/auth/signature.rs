@@ -220,9 +220,9 @@ impl CallbackVerifier {
         let mut policy = VerifyPolicy::callback(now, headers);
         policy.max_age = self.max_age;
         policy.max_future = self.max_future;
-        if headers.contains_key(http::header::HeaderName::from_static("destination")) {
+        if headers.contains_key(headers::DESTINATION) {
             // A MOVE/COPY destination changes what the call does, so it must be signed too.
-            policy.required.push(Component::Field(http::header::HeaderName::from_static("destination")));
+            policy.required.push(Component::Field(headers::DESTINATION));
         }
         let message = Message::from_uri(&parts.method, &parts.uri, headers);
         let verified = signing::verify_request(

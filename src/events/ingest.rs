@@ -23,8 +23,6 @@ use crate::state::AppState;
 
 /// Where deliveries arrive (relative to the app).
 pub const HOOK_URI: &str = "/hooks/nextcloud";
-/// The header carrying the per-install secret.
-pub const HOOK_SECRET_HEADER: &str = "x-waggle-hook-secret";
 const API: &str = "/ocs/v2.php/apps/webhook_listeners/api/v1/webhooks";
 const MAX_DELIVERY: usize = 512 * 1024;
 
@@ -105,7 +103,7 @@ pub async fn register(state: &AppState) -> Result<Vec<String>, String> {
             "userIdFilter": "",
             "headers": {},
             "authMethod": "header",
-            "authData": { HOOK_SECRET_HEADER: secret },
+            "authData": { (crate::headers::X_WAGGLE_HOOK_SECRET.as_str()): secret },
         });
         match nc.ocs::<Value>(Method::POST, API, "", Some(&body)).await {
             Ok(row) => {
@@ -149,7 +147,7 @@ pub async fn unregister(state: &AppState) -> Result<(), String> {
 pub async fn deliver(State(state): State<AppState>, _appapi: AppApiCaller, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let expected = hook_secret(state.settings.app.secret_bytes(), &state.settings.app.id);
-    let given = parts.headers.get(HOOK_SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or(b"");
+    let given = parts.headers.get(crate::headers::X_WAGGLE_HOOK_SECRET).map(|v| v.as_bytes()).unwrap_or(b"");
     if !bool::from(given.ct_eq(expected.as_bytes())) {
         state.metrics.incr("webhook_deliveries_refused");
         tracing::warn!("webhook delivery with a wrong or missing secret refused");

@@ -157,11 +157,8 @@ async fn forward(
     if call.target.is_ocs() {
         out.insert(headers::OCS_APIREQUEST, HeaderValue::from_static("true"));
     }
-    if let Some(destination) = inbound.get("destination") {
-        out.insert(
-            HeaderName::from_static("destination"),
-            rewrite_destination(state, destination, &call.user)?,
-        );
+    if let Some(destination) = inbound.get(headers::DESTINATION) {
+        out.insert(headers::DESTINATION, rewrite_destination(state, destination, &call.user)?);
     }
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes_in));
 

@@ -69,7 +69,7 @@ impl Forwarder {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         if is_event_stream(&parts.headers) {
-            parts.headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            parts.headers.insert(crate::headers::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
             parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-transform"));
             parts.headers.remove(header::CONTENT_LENGTH);
         }

@@ -1,7 +1,7 @@
 //! The SaaS side of a `/nc` callback, as a pure function: which headers to set and what to sign.
 //! `waggle nc-call` and the tests use it; a SaaS vendor can read it as the reference.
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method};
 
 use super::rfc9421::{Component, Message, Purpose, SignError, SigningKey, callback_components, sign_request};
 use crate::headers;
@@ -56,7 +56,7 @@ pub fn sign_callback(
     }
     let mut covered = callback_components(tunnelled, has_body);
     if let Some(d) = request.destination {
-        let name = HeaderName::from_static("destination");
+        let name = headers::DESTINATION;
         h.insert(name.clone(), HeaderValue::from_str(d).map_err(invalid)?);
         covered.push(Component::Field(name));
     }
