@@ -37,83 +37,117 @@ pub enum ProxyError {
     Build(String),
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) plus those named in `Connection`: they describe one
-/// connection and must not be forwarded. `Upgrade` is removed too; WebSocket upgrades are bridged
-/// by `proxy::ws`, never passed through.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
+/// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and must not be forwarded.
+/// `Upgrade` is among them; WebSocket upgrades are bridged by `proxy::ws`, never passed through.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    headers::KEEP_ALIVE,
+    headers::PROXY_CONNECTION,
+];
+
+/// Headers that carry a Nextcloud secret or identity, or that only a trusted hop may set.
+static INTERNAL: [HeaderName; 24] = [
+    headers::AUTHORIZATION_APP_API,
+    headers::EX_APP_ID,
+    headers::EX_APP_VERSION,
+    headers::AA_VERSION,
+    headers::AA_REQUEST_ID,
+    headers::HARP_SHARED_KEY,
+    headers::EX_APP_HOST,
+    headers::EX_APP_PORT,
+    headers::X_ORIGIN_IP,
+    headers::X_REQUEST_ID,
+    headers::SIGNATURE,
+    headers::SIGNATURE_INPUT,
+    headers::CONTENT_DIGEST,
+    headers::X_HTTP_METHOD_OVERRIDE,
+    headers::X_WAGGLE_USER,
+    headers::X_WAGGLE_INSTANCE,
+    headers::X_WAGGLE_TARGET,
+    headers::OCS_APIREQUEST,
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::ORIGIN,
+    header::REFERER,
+    header::HOST,
+    header::FORWARDED,
+];
+
+/// Whether `name` is hop-by-hop (RFC 9110 §7.6.1), not counting names listed in `Connection`.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// Whether `name` is internal: listed in [`INTERNAL`], or of a family AppAPI, HaRP, a previous
+/// proxy or Waggle itself uses (`aa-*`, `ex-app-*`, `harp-*`, `x-forwarded-*`, `x-waggle-*`,
+/// `signature*`).
+pub fn is_internal(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    INTERNAL.contains(name)
+        || n.starts_with("aa-")
+        || n.starts_with("ex-app-")
+        || n.starts_with("harp-")
+        || n.starts_with("x-forwarded-")
+        || n.starts_with("x-waggle-")
+        || n.starts_with("signature")
+}
+
+/// The header names listed in `Connection` (they are hop-by-hop for this message).
+fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove(headers::KEEP_ALIVE);
-    headers.remove(headers::PROXY_CONNECTION);
+        .collect()
 }
 
-/// Removes every header that carries a Nextcloud secret or identity, or that only a trusted hop may
-/// set. Runs on every forwarded request before any per-route policy adds its own headers.
+/// Removes hop-by-hop headers and those named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in connection_listed(headers) {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP.iter() {
+        headers.remove(name);
+    }
+}
+
+/// Removes every internal header (see [`is_internal`]). Runs on every forwarded request before
+/// any per-route policy adds its own headers.
 pub fn strip_internal(headers: &mut HeaderMap) {
-    for name in [
-        headers::AUTHORIZATION_APP_API,
-        headers::EX_APP_ID,
-        headers::EX_APP_VERSION,
-        headers::AA_VERSION,
-        headers::AA_REQUEST_ID,
-        headers::HARP_SHARED_KEY,
-        headers::EX_APP_HOST,
-        headers::EX_APP_PORT,
-        headers::X_ORIGIN_IP,
-        headers::X_REQUEST_ID,
-        headers::SIGNATURE,
-        headers::SIGNATURE_INPUT,
-        headers::CONTENT_DIGEST,
-        headers::X_HTTP_METHOD_OVERRIDE,
-        headers::X_WAGGLE_USER,
-        headers::X_WAGGLE_INSTANCE,
-        headers::X_WAGGLE_TARGET,
-        headers::OCS_APIREQUEST,
-        header::AUTHORIZATION,
-        header::COOKIE,
-        header::ORIGIN,
-        header::REFERER,
-        header::HOST,
-        header::FORWARDED,
-    ] {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| is_internal(n)).cloned().collect();
+    for name in names {
         headers.remove(name);
     }
-    // Families: anything AppAPI, HaRP or a previous proxy may have added.
-    let families: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| {
-            let n = n.as_str();
-            n.starts_with("aa-")
-                || n.starts_with("ex-app-")
-                || n.starts_with("harp-")
-                || n.starts_with("x-forwarded-")
-                || n.starts_with("x-waggle-")
-                || n.starts_with("signature")
-        })
-        .cloned()
-        .collect();
-    for name in families {
-        headers.remove(name);
+}
+
+/// The inbound request headers that may go upstream, copied in one pass: everything except
+/// hop-by-hop headers, names listed in `Connection`, and internal headers. Equivalent to a clone
+/// followed by [`strip_internal`] and [`strip_hop_by_hop`], without the removals; `extra` is room
+/// for the headers the caller adds.
+pub fn forwardable_headers(inbound: &HeaderMap, extra: usize) -> HeaderMap {
+    let listed = connection_listed(inbound);
+    let mut out = HeaderMap::with_capacity(inbound.keys_len() + extra);
+    let mut current: Option<&HeaderName> = None;
+    let mut keep = false;
+    // `iter` yields every value; a name's values are adjacent, so decide once per name.
+    for (name, value) in inbound {
+        if current != Some(name) {
+            current = Some(name);
+            keep = !is_hop_by_hop(name) && !is_internal(name) && !listed.contains(name);
+        }
+        if keep {
+            out.append(name.clone(), value.clone());
+        }
     }
+    out
 }
 
 /// Whether a response is a Server-Sent Events stream.
@@ -180,6 +214,34 @@ mod tests {
         h.insert("accept", HeaderValue::from_static("application/json"));
         strip_internal(&mut h);
         assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["accept"]);
+    }
+
+    #[test]
+    fn forwardable_headers_equal_clone_then_strip_and_keep_repeated_values() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-private"),
+            ("x-private", "1"),
+            ("authorization-app-api", "secret"),
+            ("cookie", "nc_token=t"),
+            ("aa-anything", "v"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("transfer-encoding", "chunked"),
+            ("accept", "application/json"),
+            ("x-custom", "a"),
+            ("x-custom", "b"),
+            ("content-type", "text/plain"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let mut expected = h.clone();
+        strip_internal(&mut expected);
+        strip_hop_by_hop(&mut expected);
+        let copied = forwardable_headers(&h, 4);
+        assert_eq!(copied, expected);
+        assert_eq!(copied.len(), 4);
+        let custom: Vec<_> = copied.get_all("x-custom").iter().collect();
+        assert_eq!(custom, ["a", "b"]);
     }
 
     #[test]

@@ -1,23 +1,21 @@
 //! The router: every route group with its access policy, and the whole middleware stack in one place.
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderValue, Request, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::{any, get, post, put};
 use tower::ServiceBuilder;
+use tower::util::MapResponseLayer;
 use tower_http::auth::AsyncRequireAuthorizationLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::appapi::CredentialCheck;
 use crate::auth::{Access, AppApiAuth};
-use crate::error::{ApiError, ErrorReport};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{admin, events, headers, keys, lifecycle, nextcloud, saas, spa, telemetry};
 
@@ -88,11 +86,10 @@ pub fn router(state: AppState) -> Router {
     // 1. catch panics, so even a bug answers with our JSON error shape;
     // 2. assign the request id (reusing `AA-REQUEST-ID`) before the span is made, so the span has it;
     // 3. mark secret-bearing request headers sensitive before anything could trace them;
-    // 4. one span per request;
-    // 5. log handler errors inside that span (handlers only attach an `ErrorReport`);
-    // 6. echo the request id on the response;
-    // 7. mark `Set-Cookie` sensitive on the way out;
-    // 8. security headers, and `Cache-Control: no-store` where a handler set none (Nextcloud's proxy
+    // 4. one span per request; its response hook also logs the `ErrorReport` a handler attached;
+    // 5. echo the request id on the response;
+    // 6. mark `Set-Cookie` sensitive on the way out;
+    // 7. security headers, and `Cache-Control: no-store` where a handler set none (Nextcloud's proxy
     //    would otherwise add a one-hour cache).
     let stack = ServiceBuilder::new()
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
@@ -107,22 +104,9 @@ pub fn router(state: AppState) -> Router {
                 .on_response(telemetry::on_response)
                 .on_failure(()),
         )
-        .layer(middleware::from_fn(log_errors))
         .layer(PropagateRequestIdLayer::new(headers::X_REQUEST_ID))
         .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
-
+        .layer(MapResponseLayer::new(security_headers));
     Router::new()
         .merge(heartbeat)
         .merge(lifecycle)
@@ -138,15 +122,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Logs the `ErrorReport` a handler attached: 5xx at error, client mistakes at debug.
-async fn log_errors(request: Request<Body>, next: Next) -> Response {
-    let response = next.run(request).await;
-    if let Some(report) = response.extensions().get::<ErrorReport>() {
-        if response.status().is_server_error() {
-            tracing::error!(code = report.code, error = %report.detail, "request failed");
-        } else {
-            tracing::debug!(code = report.code, error = %report.detail, "request refused");
-        }
+/// `nosniff`, `no-referrer`, and `Cache-Control: no-store` unless the handler set one. One plain
+/// function over the response (no boxing), as every response passes through it.
+fn security_headers<B>(mut response: Response<B>) -> Response<B> {
+    let h = response.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
 }

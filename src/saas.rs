@@ -27,8 +27,8 @@ use crate::keys::Keyring;
 use crate::nextcloud::NcClient;
 use crate::proxy::body::{BodyLimits, spool};
 use crate::proxy::http::Forwarder;
-use crate::proxy::{ProxyError, strip_hop_by_hop, strip_internal};
-use crate::signing::{self, Message, Purpose};
+use crate::proxy::{ProxyError, forwardable_headers};
+use crate::signing::{self, EMPTY_BODY_DIGEST, Message, Purpose};
 
 /// Verbs a POST may be tunnelled as (the PHP proxy forwards only GET, POST, PUT and DELETE).
 const OVERRIDABLE: [Method; 3] = [Method::PATCH, Method::PUT, Method::DELETE];
@@ -56,6 +56,12 @@ pub struct SaasProxy {
     spool_dir: PathBuf,
     limits: BodyLimits,
     instance: OnceCell<String>,
+    /// `instance` as a header value (set once, with it).
+    instance_value: std::sync::OnceLock<HeaderValue>,
+    /// `X-Forwarded-Proto`: the scheme of Nextcloud's public URL.
+    forwarded_proto: HeaderValue,
+    /// The public URL's host, the `X-Forwarded-Host` fallback when a request has no `Host`.
+    public_host: Option<HeaderValue>,
     harp: bool,
     http: reqwest::Client,
 }
@@ -80,6 +86,9 @@ impl SaasProxy {
                 cap: settings.proxy.api_body_cap_bytes,
             },
             instance: OnceCell::new(),
+            instance_value: std::sync::OnceLock::new(),
+            forwarded_proto: HeaderValue::from_str(settings.nextcloud.public_url.scheme())?,
+            public_host: settings.nextcloud.public_url.host_str().and_then(|s| HeaderValue::from_str(s).ok()),
             harp: settings.is_harp(),
         })
     }
@@ -127,23 +136,23 @@ impl SaasProxy {
         csrf_check(&method, &parts.headers, &self.public_url)?;
         let key = keys.signing_key().ok_or(ApiError::NotReady("tenant_key_missing"))?;
         let uri = self.upstream_uri(parts.uri.path(), parts.uri.query())?;
-        let instance = self.instance_id(nc).await?.to_owned();
+        let instance = self.instance_header(nc).await?;
 
-        let mut out = parts.headers.clone();
-        let forwarded = self.forwarded_headers(&parts.headers);
-        let request_id = parts.headers.get(headers::X_REQUEST_ID).cloned();
-        strip_internal(&mut out);
-        strip_hop_by_hop(&mut out);
-
+        // Copy what may go upstream in one pass, then add Waggle's own headers (8 of them).
+        let mut out = forwardable_headers(&parts.headers, 8);
         let declared = content_length(&parts.headers);
         let body = spool(body, declared, self.limits, &self.spool_dir).await?;
         out.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        out.insert(headers::CONTENT_DIGEST, value(&body.content_digest())?);
+        let digest = match body.is_empty() {
+            true => HeaderValue::from_static(EMPTY_BODY_DIGEST),
+            false => value(&body.content_digest())?,
+        };
+        out.insert(headers::CONTENT_DIGEST, digest);
         out.insert(headers::X_WAGGLE_USER, value(&caller.user)?);
-        out.insert(headers::X_WAGGLE_INSTANCE, value(&instance)?);
-        out.extend(forwarded);
-        if let Some(id) = request_id {
-            out.insert(headers::X_REQUEST_ID, id);
+        out.insert(headers::X_WAGGLE_INSTANCE, instance);
+        self.insert_forwarded(&parts.headers, &mut out);
+        if let Some(id) = parts.headers.get(headers::X_REQUEST_ID) {
+            out.insert(headers::X_REQUEST_ID, id.clone());
         }
         sign(&key, &method, &uri, &mut out)?;
 
@@ -158,28 +167,36 @@ impl SaasProxy {
         Ok(response.map(Body::new))
     }
 
+    /// Nextcloud's instance id as a header value, cached after the first lookup.
+    async fn instance_header(&self, nc: &NcClient) -> Result<HeaderValue, ApiError> {
+        if let Some(v) = self.instance_value.get() {
+            return Ok(v.clone());
+        }
+        let v = value(self.instance_id(nc).await?)?;
+        Ok(self.instance_value.get_or_init(|| v).clone())
+    }
+
     /// `X-Forwarded-Proto/Host/For` as Waggle sees the client: the scheme of Nextcloud's public URL,
     /// the Host the browser used, and the client address AppAPI's PHP proxy reports (`X-Origin-IP`;
     /// AppAPI removes a client-supplied one, HaRP does not, so it is ignored under HaRP).
-    fn forwarded_headers(&self, inbound: &HeaderMap) -> HeaderMap {
+    pub fn forwarded_headers(&self, inbound: &HeaderMap) -> HeaderMap {
         let mut h = HeaderMap::new();
-        if let Ok(v) = HeaderValue::from_str(self.public_url.scheme()) {
-            h.insert(headers::X_FORWARDED_PROTO, v);
-        }
-        let host = inbound
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| self.public_url.host_str().and_then(|s| HeaderValue::from_str(s).ok()));
-        if let Some(host) = host {
-            h.insert(headers::X_FORWARDED_HOST, host);
+        self.insert_forwarded(inbound, &mut h);
+        h
+    }
+
+    /// Inserts `X-Forwarded-Proto/Host/For` (see [`Self::forwarded_headers`]) into `out`.
+    fn insert_forwarded(&self, inbound: &HeaderMap, out: &mut HeaderMap) {
+        out.insert(headers::X_FORWARDED_PROTO, self.forwarded_proto.clone());
+        if let Some(host) = inbound.get(header::HOST).or(self.public_host.as_ref()) {
+            out.insert(headers::X_FORWARDED_HOST, host.clone());
         }
         if !self.harp
             && let Some(ip) = inbound.get(headers::X_ORIGIN_IP).and_then(|v| v.to_str().ok())
             && ip.parse::<std::net::IpAddr>().is_ok()
         {
-            h.insert(headers::X_FORWARDED_FOR, value(ip).unwrap_or(HeaderValue::from_static("")));
+            out.insert(headers::X_FORWARDED_FOR, value(ip).unwrap_or(HeaderValue::from_static("")));
         }
-        h
     }
 }
 
@@ -265,6 +282,13 @@ fn strip_internal_response(headers: &mut HeaderMap) {
 /// Dot segments in any spelling: `.`/`..`, percent-encoded (`%2e`, also double-encoded `%252e`),
 /// and with backslashes or encoded slashes (`%5c`, `%2f`, double-encoded too) as separators.
 pub fn has_dot_segment(path: &str) -> bool {
+    // Every spelling needs a `.` or a `%` (encoded dot); most paths have neither `%` nor a `.`
+    // that starts a segment, and are answered without allocating.
+    let bytes = path.as_bytes();
+    let dot_after_slash = bytes.windows(2).any(|w| matches!(w[0], b'/' | b'\\') && w[1] == b'.');
+    if !dot_after_slash && !path.contains('%') && !path.starts_with('.') {
+        return false;
+    }
     let lower = path
         .to_ascii_lowercase()
         .replace("%25", "%")

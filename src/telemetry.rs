@@ -5,12 +5,14 @@ use std::time::Duration;
 
 use axum::extract::MatchedPath;
 use axum::http::{Request, Response};
+use base64::Engine as _;
 use rand::Rng as _;
 use tower_http::request_id::{MakeRequestId, RequestId};
 use tracing::{Level, Span};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::error::ErrorReport;
 use crate::headers;
 
 /// Span field names, spelled once.
@@ -35,7 +37,7 @@ pub fn init(format: LogFormat) {
 }
 
 /// Request ids: reuse Nextcloud's `AA-REQUEST-ID` (20 chars, or `CLI`) when it is sane, otherwise
-/// generate 20 random alphanumerics like Nextcloud does.
+/// generate 20 random base64url characters (the length of Nextcloud's ids).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MakeWaggleRequestId;
 
@@ -47,9 +49,10 @@ impl MakeRequestId for MakeWaggleRequestId {
             .filter(|v| (1..=64).contains(&v.len()) && v.as_bytes().iter().all(|b| b.is_ascii_graphic()))
             .cloned();
         let value = reuse.unwrap_or_else(|| {
-            let id: String =
-                rand::rng().sample_iter(rand::distr::Alphanumeric).take(20).map(char::from).collect();
-            http::HeaderValue::from_str(&id).expect("alphanumerics are a valid header value")
+            // 15 random bytes, base64url: 20 characters, like Nextcloud's ids in length.
+            let bytes: [u8; 15] = rand::rng().random();
+            let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            http::HeaderValue::from_str(&id).expect("base64url is a valid header value")
         });
         Some(RequestId::new(value))
     }
@@ -79,9 +82,17 @@ pub fn make_span<B>(request: &Request<B>) -> Span {
     }
 }
 
-/// Logs the response at the span's own level.
+/// Logs the response at the span's own level, and the `ErrorReport` a handler attached (handlers
+/// only attach it): 5xx at error, client mistakes at debug.
 pub fn on_response<B>(response: &Response<B>, latency: Duration, span: &Span) {
     let status = response.status().as_u16();
+    if let Some(report) = response.extensions().get::<ErrorReport>() {
+        if response.status().is_server_error() {
+            tracing::error!(code = report.code, error = %report.detail, "request failed");
+        } else {
+            tracing::debug!(code = report.code, error = %report.detail, "request refused");
+        }
+    }
     let latency_ms = latency.as_secs_f64() * 1000.0;
     match span.metadata().map(|m| *m.level()) {
         Some(Level::INFO) => tracing::info!(status, latency_ms, "response"),

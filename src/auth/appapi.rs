@@ -4,7 +4,7 @@
 //! Applied per route group with `route_layer` (see `routes.rs`) so unknown paths stay 404. WebSocket
 //! upgrades are ordinary GET requests here and pass through the same check.
 
-use std::future::Future;
+use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Request};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use futures_util::future::Either;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower_http::auth::AsyncAuthorizeRequest;
@@ -132,10 +133,14 @@ fn reject(failure: AuthFailure) -> Response {
     ApiError::Unauthorized(failure).into_response()
 }
 
+type AuthResult = Result<Request<Body>, Response>;
+
 impl AsyncAuthorizeRequest<Body> for AppApiAuth {
     type RequestBody = Body;
     type ResponseBody = Body;
-    type Future = Pin<Box<dyn Future<Output = Result<Request<Body>, Response>> + Send>>;
+    /// Ready at once except for ADMIN routes, which ask Nextcloud about group membership; only
+    /// those pay for a boxed future.
+    type Future = Either<Ready<AuthResult>, Pin<Box<dyn Future<Output = AuthResult> + Send>>>;
 
     fn authorize(&mut self, mut request: Request<Body>) -> Self::Future {
         let outcome = self.check.verify(request.headers()).and_then(|caller| match self.access {
@@ -145,21 +150,22 @@ impl AsyncAuthorizeRequest<Body> for AppApiAuth {
         });
         let caller = match outcome {
             Ok(caller) => caller,
-            Err(failure) => return Box::pin(std::future::ready(Err(reject(failure)))),
+            Err(failure) => return Either::Left(ready(Err(reject(failure)))),
         };
         tracing::Span::current().record(crate::telemetry::fields::NC_USER, caller.user.as_str());
-        let admin_nc = (self.access == Access::Admin).then(|| self.nc.clone()).flatten();
-        Box::pin(async move {
-            if let Some(nc) = admin_nc {
-                match nc.is_admin(&caller.user).await {
-                    Ok(true) => {}
-                    Ok(false) => return Err(reject(AuthFailure::NotAdmin)),
-                    Err(e) => return Err(ApiError::Nextcloud(e).into_response()),
-                }
+        let Some(nc) = (self.access == Access::Admin).then(|| self.nc.clone()).flatten() else {
+            request.extensions_mut().insert(caller);
+            return Either::Left(ready(Ok(request)));
+        };
+        Either::Right(Box::pin(async move {
+            match nc.is_admin(&caller.user).await {
+                Ok(true) => {}
+                Ok(false) => return Err(reject(AuthFailure::NotAdmin)),
+                Err(e) => return Err(ApiError::Nextcloud(e).into_response()),
             }
             request.extensions_mut().insert(caller);
             Ok(request)
-        })
+        }))
     }
 }
 

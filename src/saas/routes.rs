@@ -22,12 +22,15 @@ pub async fn forward(
         Ok(upgrade) => {
             let (parts, _) = request.into_parts();
             let forwarded = state.saas.forwarded_headers(&parts.headers);
-            proxy::ws::bridge(&state, &caller, upgrade, &parts, forwarded).await
+            // Boxed: the bridge's handshake future is ~10 KiB, and inline it would make every
+            // request's handler future that large (axum boxes and moves it per request).
+            Box::pin(proxy::ws::bridge(&state, &caller, upgrade, &parts, forwarded)).await
         }
         Err(rejection) if asks_for_websocket(&request) => {
             Err(ApiError::BadRequest(format!("invalid WebSocket upgrade: {}", rejection.body_text())))
         }
-        Err(_) => state.saas.forward(&state.keys, &state.nc, &caller, request).await,
+        // Boxed for the same reason (about 2 KiB).
+        Err(_) => Box::pin(state.saas.forward(&state.keys, &state.nc, &caller, request)).await,
     }
 }
 

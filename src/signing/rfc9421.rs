@@ -228,39 +228,73 @@ impl<'a> Message<'a> {
 
     /// The value of `component` in this message, per RFC 9421 §2.1–2.2.
     pub fn component_value(&self, component: &Component) -> Result<String, ComponentError> {
-        let value = match component {
-            Component::Method => self.method.as_str().to_owned(),
-            Component::Authority => normalize_authority(self.scheme, self.authority)
-                .ok_or_else(|| ComponentError::Absent(component.clone()))?,
-            Component::Path => {
-                if self.path.is_empty() {
-                    "/".to_owned()
-                } else {
-                    self.path.to_owned()
-                }
+        let mut value = String::new();
+        self.write_component_value(component, &mut value)?;
+        Ok(value)
+    }
+
+    /// Appends the value of `component` to `out` (the signature base is built in one buffer).
+    /// On error `out` is left as it was.
+    fn write_component_value(&self, component: &Component, out: &mut String) -> Result<(), ComponentError> {
+        let start = out.len();
+        match component {
+            Component::Method => out.push_str(self.method.as_str()),
+            Component::Authority => {
+                let kept = authority_without_default_port(self.scheme, self.authority)
+                    .ok_or_else(|| ComponentError::Absent(component.clone()))?;
+                out.extend(kept.chars().map(|c| c.to_ascii_lowercase()));
             }
-            Component::Query => format!("?{}", self.query.unwrap_or("")),
+            Component::Path => out.push_str(if self.path.is_empty() { "/" } else { self.path }),
+            Component::Query => {
+                out.push('?');
+                out.push_str(self.query.unwrap_or(""));
+            }
             Component::Field(name) => {
                 let mut lines = self.headers.get_all(name).iter();
                 let Some(first) = lines.next() else {
                     return Err(ComponentError::Absent(component.clone()));
                 };
-                let mut joined = field_line(first, component)?.to_owned();
+                out.push_str(field_line(first, component)?);
                 for line in lines {
-                    if single_valued(name) {
-                        return Err(ComponentError::Duplicate(component.clone()));
+                    let line = field_line(line, component);
+                    if single_valued(name) || line.is_err() {
+                        out.truncate(start);
+                        return Err(line
+                            .err()
+                            .unwrap_or_else(|| ComponentError::Duplicate(component.clone())));
                     }
-                    joined.push_str(", ");
-                    joined.push_str(field_line(line, component)?);
+                    out.push_str(", ");
+                    out.push_str(line?);
                 }
-                joined
             }
-        };
-        if value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
-            Ok(value)
+        }
+        if out.as_bytes()[start..].iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+            Ok(())
         } else {
+            out.truncate(start);
             Err(ComponentError::InvalidValue(component.clone()))
         }
+    }
+
+    /// Appends the signature-base line `"<name>": <value>\n` of `component`; returns the value's
+    /// byte range in `base`.
+    fn write_base_line(
+        &self,
+        component: &Component,
+        base: &mut String,
+    ) -> Result<std::ops::Range<usize>, ComponentError> {
+        let line_start = base.len();
+        base.push('"');
+        base.push_str(component.name());
+        base.push_str("\": ");
+        let start = base.len();
+        if let Err(e) = self.write_component_value(component, base) {
+            base.truncate(line_start);
+            return Err(e);
+        }
+        let end = base.len();
+        base.push('\n');
+        Ok(start..end)
     }
 }
 
@@ -274,23 +308,30 @@ fn field_line<'v>(value: &'v HeaderValue, component: &Component) -> Result<&'v s
 /// `@authority` per RFC 9421 §2.2.3: lowercase host, default port for `scheme` omitted.
 /// `None` when `authority` is empty or carries userinfo.
 pub fn normalize_authority(scheme: &str, authority: &str) -> Option<String> {
+    authority_without_default_port(scheme, authority).map(str::to_ascii_lowercase)
+}
+
+/// `authority` without a default port for `scheme` (not yet lowercased); `None` when empty or
+/// carrying userinfo.
+fn authority_without_default_port<'a>(scheme: &str, authority: &'a str) -> Option<&'a str> {
     if authority.is_empty() || authority.contains('@') {
         return None;
     }
-    let lower = authority.to_ascii_lowercase();
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => Some("80"),
-        "https" | "wss" => Some("443"),
-        _ => None,
+    let default_port = if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+        Some("80")
+    } else if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+        Some("443")
+    } else {
+        None
     };
     // The port follows the last ':' unless that ':' is inside an IPv6 literal.
-    if let (Some(port), Some(idx)) = (default_port, lower.rfind(':'))
-        && !lower[idx..].contains(']')
-        && lower[idx + 1..].trim_start_matches('0') == port
+    if let (Some(port), Some(idx)) = (default_port, authority.rfind(':'))
+        && !authority[idx..].contains(']')
+        && authority[idx + 1..].trim_start_matches('0') == port
     {
-        return Some(lower[..idx].to_owned());
+        return Some(&authority[..idx]);
     }
-    Some(lower)
+    Some(authority)
 }
 
 /// A component could not be resolved from the message.
@@ -328,25 +369,47 @@ impl SignatureParams {
     /// The inner list serialised per RFC 8941: the `@signature-params` value and the
     /// `Signature-Input` member value. Parameter order: created, expires, nonce, keyid, alg, tag.
     pub fn serialize(&self) -> Result<String, SignError> {
-        let mut ser = sfv::DictSerializer::new();
-        {
-            let key = sfv::key_ref(LABEL);
-            let mut list = ser.inner_list(key);
-            for component in &self.covered {
-                let _ = list.bare_item(sf_string(component.name())?);
-            }
-            let _ = list
-                .finish()
-                .parameter(sfv::key_ref("created"), sf_integer(self.created)?)
-                .parameter(sfv::key_ref("expires"), sf_integer(self.expires)?)
-                .parameter(sfv::key_ref("nonce"), sf_string(&self.nonce)?)
-                .parameter(sfv::key_ref("keyid"), sf_string(&self.keyid)?)
-                .parameter(sfv::key_ref("alg"), sf_string(ALG)?)
-                .parameter(sfv::key_ref("tag"), sf_string(&self.tag)?);
-        }
-        let whole = ser.finish().ok_or(SignError::InvalidParameter)?;
-        Ok(whole[LABEL.len() + 1..].to_owned())
+        let mut out = String::with_capacity(256);
+        write_params(
+            &mut out,
+            &self.covered,
+            self.created,
+            self.expires,
+            &self.nonce,
+            &self.keyid,
+            &self.tag,
+        )?;
+        Ok(out)
     }
+}
+
+/// Appends the serialised inner list of signature parameters to `out` (see
+/// [`SignatureParams::serialize`]); borrowed inputs, so signing needs no `SignatureParams`.
+fn write_params(
+    out: &mut String,
+    covered: &[Component],
+    created: u64,
+    expires: u64,
+    nonce: &str,
+    keyid: &str,
+    tag: &str,
+) -> Result<(), SignError> {
+    let mut ser = sfv::ListSerializer::with_buffer(out);
+    {
+        let mut list = ser.inner_list();
+        for component in covered {
+            let _ = list.bare_item(sf_string(component.name())?);
+        }
+        let _ = list
+            .finish()
+            .parameter(sfv::key_ref("created"), sf_integer(created)?)
+            .parameter(sfv::key_ref("expires"), sf_integer(expires)?)
+            .parameter(sfv::key_ref("nonce"), sf_string(nonce)?)
+            .parameter(sfv::key_ref("keyid"), sf_string(keyid)?)
+            .parameter(sfv::key_ref("alg"), sf_string(ALG)?)
+            .parameter(sfv::key_ref("tag"), sf_string(tag)?);
+    }
+    ser.finish().map(drop).ok_or(SignError::InvalidParameter)
 }
 
 fn sf_string(value: &str) -> Result<&sfv::StringRef, SignError> {
@@ -361,14 +424,17 @@ fn sf_integer(value: u64) -> Result<sfv::Integer, SignError> {
 /// `"@signature-params": <params>`, joined by `\n`, with no trailing newline. An empty field
 /// value yields a line ending in `": "` (colon, space).
 pub fn signature_base(message: &Message<'_>, params: &SignatureParams) -> Result<String, SignError> {
-    let mut base = String::new();
+    let mut base = String::with_capacity(512);
     for component in &params.covered {
-        let value = message.component_value(component).map_err(SignError::Component)?;
-        base.push_str(&format!("{component}: {value}\n"));
+        message.write_base_line(component, &mut base).map_err(SignError::Component)?;
     }
-    base.push_str(&format!("\"@signature-params\": {}", params.serialize()?));
+    base.push_str(SIGNATURE_PARAMS_PREFIX);
+    base.push_str(&params.serialize()?);
     Ok(base)
 }
+
+/// The start of the last signature-base line.
+const SIGNATURE_PARAMS_PREFIX: &str = "\"@signature-params\": ";
 
 /// Signing failed (a local bug or bad input, never a peer's fault).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -421,21 +487,28 @@ pub fn sign_request(
     if has_duplicates(covered) || !nonce_ok {
         return Err(SignError::InvalidParameter);
     }
-    let params = SignatureParams {
-        covered: covered.to_vec(),
-        created,
-        expires: created.checked_add(VALIDITY_SECS).ok_or(SignError::InvalidParameter)?,
-        nonce: nonce.to_owned(),
-        keyid: key.id().to_owned(),
-        tag: purpose.tag().to_owned(),
-    };
-    let base = signature_base(message, &params)?;
+    let expires = created.checked_add(VALIDITY_SECS).ok_or(SignError::InvalidParameter)?;
+    // One buffer: the component lines, then the parameters, serialised once and reused for
+    // `Signature-Input`.
+    let mut base = String::with_capacity(512);
+    for component in covered {
+        message.write_base_line(component, &mut base).map_err(SignError::Component)?;
+    }
+    base.push_str(SIGNATURE_PARAMS_PREFIX);
+    let params_start = base.len();
+    write_params(&mut base, covered, created, expires, nonce, key.id(), purpose.tag())?;
     let mac = mac(key.secret(), &base).finalize().into_bytes();
-    Ok(SignatureHeaders {
-        signature_input: format!("{LABEL}={}", params.serialize()?),
-        signature: format!("{LABEL}=:{}:", STANDARD.encode(mac)),
-        base,
-    })
+    let params = &base[params_start..];
+    let mut signature_input = String::with_capacity(LABEL.len() + 1 + params.len());
+    signature_input.push_str(LABEL);
+    signature_input.push('=');
+    signature_input.push_str(params);
+    let mut signature = String::with_capacity(LABEL.len() + 48);
+    signature.push_str(LABEL);
+    signature.push_str("=:");
+    STANDARD.encode_string(mac, &mut signature);
+    signature.push(':');
+    Ok(SignatureHeaders { signature_input, signature, base })
 }
 
 /// A fresh 128-bit nonce, base64url without padding (22 characters).
@@ -792,21 +865,21 @@ where
     if policy.required.iter().any(|c| !params.covered.contains(c)) {
         return Err(VerifyError::NotCovered);
     }
-    let mut base = String::new();
+    let mut base = String::with_capacity(512);
     for component in &params.covered {
-        let value = message.component_value(component).map_err(|e| match e {
+        let value = message.write_base_line(component, &mut base).map_err(|e| match e {
             ComponentError::Absent(_) => VerifyError::ComponentAbsent,
             ComponentError::Duplicate(_) => VerifyError::DuplicateField,
             ComponentError::InvalidValue(_) => VerifyError::InvalidComponentValue,
         })?;
         if matches!(component, Component::Field(name) if name == headers::CONTENT_DIGEST)
-            && parse_content_digest(&value).is_err()
+            && parse_content_digest(&base[value]).is_err()
         {
             return Err(VerifyError::InvalidComponentValue);
         }
-        base.push_str(&format!("{component}: {value}\n"));
     }
-    base.push_str(&format!("\"@signature-params\": {raw_params}"));
+    base.push_str(SIGNATURE_PARAMS_PREFIX);
+    base.push_str(&raw_params);
     mac(secret.as_ref(), &base).verify_slice(&presented).map_err(|_| VerifyError::Mismatch)?;
     Ok(Verified {
         keyid: params.keyid,
