@@ -109,12 +109,16 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// Removes hop-by-hop headers and those named in `Connection`.
+/// Removes hop-by-hop headers and those named in `Connection`. Scans the names present rather
+/// than removing every hop-by-hop name blindly (a removal hashes its name; a response usually
+/// carries one such header, `Connection`, or none).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in connection_listed(headers) {
-        headers.remove(name);
+    let mut doomed: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    if doomed.is_empty() {
+        return;
     }
-    for name in HOP_BY_HOP.iter() {
+    doomed.extend(connection_listed(headers));
+    for name in doomed {
         headers.remove(name);
     }
 }

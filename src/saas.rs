@@ -258,26 +258,28 @@ pub fn csrf_check(method: &Method, headers: &HeaderMap, public_url: &Url) -> Res
 /// Removes what must not reach the browser: hop-by-hop headers (done by the forwarder), AppAPI
 /// headers, and `Set-Cookie` for Nextcloud's cookie names.
 pub fn clean_response(headers: &mut HeaderMap) {
-    let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
-    headers.remove(header::SET_COOKIE);
-    for cookie in cookies {
-        let name = cookie.to_str().ok().and_then(|c| c.split('=').next()).map(str::trim).unwrap_or("");
-        if !name.is_empty() && !is_nextcloud_cookie(name) {
-            headers.append(header::SET_COOKIE, cookie);
-        } else {
-            tracing::debug!(cookie = name, "dropped a Set-Cookie for a Nextcloud cookie name");
+    if headers.contains_key(header::SET_COOKIE) {
+        let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+        headers.remove(header::SET_COOKIE);
+        for cookie in cookies {
+            let name = cookie.to_str().ok().and_then(|c| c.split('=').next()).map(str::trim).unwrap_or("");
+            if !name.is_empty() && !is_nextcloud_cookie(name) {
+                headers.append(header::SET_COOKIE, cookie);
+            } else {
+                tracing::debug!(cookie = name, "dropped a Set-Cookie for a Nextcloud cookie name");
+            }
         }
     }
-    strip_internal_response(headers);
-}
-
-fn strip_internal_response(headers: &mut HeaderMap) {
-    for name in
-        [headers::AUTHORIZATION_APP_API, headers::EX_APP_ID, headers::EX_APP_VERSION, headers::AA_VERSION]
-    {
+    // Scan the names present; removing each forbidden name would hash it every time.
+    let internal: Vec<_> = headers.keys().filter(|n| RESPONSE_INTERNAL.contains(n)).cloned().collect();
+    for name in internal {
         headers.remove(name);
     }
 }
+
+/// AppAPI headers that must never reach the browser from the SaaS.
+static RESPONSE_INTERNAL: [http::HeaderName; 4] =
+    [headers::AUTHORIZATION_APP_API, headers::EX_APP_ID, headers::EX_APP_VERSION, headers::AA_VERSION];
 
 /// Dot segments in any spelling: `.`/`..`, percent-encoded (`%2e`, also double-encoded `%252e`),
 /// and with backslashes or encoded slashes (`%5c`, `%2f`, double-encoded too) as separators.

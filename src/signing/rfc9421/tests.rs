@@ -524,3 +524,60 @@ fn error_codes_are_unique() {
     let codes: std::collections::HashSet<_> = all.iter().map(VerifyError::code).collect();
     assert_eq!(codes.len(), all.len());
 }
+
+/// The same parameters serialised by `sfv`, the reference for the hand-written serializer.
+fn sfv_params(
+    covered: &[Component],
+    created: u64,
+    expires: u64,
+    nonce: &str,
+    keyid: &str,
+    tag: &str,
+) -> String {
+    let s = |v| sfv::StringRef::from_str(v).expect("sf-string");
+    let i = |v: u64| sfv::Integer::try_from(v).expect("sf-integer");
+    let mut out = String::new();
+    let mut ser = sfv::ListSerializer::with_buffer(&mut out);
+    {
+        let mut list = ser.inner_list();
+        for c in covered {
+            let _ = list.bare_item(s(c.name()));
+        }
+        let _ = list
+            .finish()
+            .parameter(sfv::key_ref("created"), i(created))
+            .parameter(sfv::key_ref("expires"), i(expires))
+            .parameter(sfv::key_ref("nonce"), s(nonce))
+            .parameter(sfv::key_ref("keyid"), s(keyid))
+            .parameter(sfv::key_ref("alg"), s(ALG))
+            .parameter(sfv::key_ref("tag"), s(tag));
+    }
+    assert!(ser.finish().is_some());
+    out
+}
+
+#[test]
+fn parameters_serialise_exactly_as_sfv_does_including_escapes() {
+    let cases: [(&[Component], u64, &str, &str); 4] = [
+        (&api_components(), NOW, NONCE, "k1"),
+        (&callback_components(true, true), 0, "a\"quoted\\nonce-value", "key \"with\" quotes"),
+        (&[Component::Method], 999_999_999_999_699, "~~~~~~~~~~~~~~~~", "\\"),
+        (&callback_components(false, false), 1, "                ", ""),
+    ];
+    for (covered, created, nonce, keyid) in cases {
+        let mut ours = String::new();
+        write_params(&mut ours, covered, created, created + 300, nonce, keyid, "waggle-api").expect("valid");
+        assert_eq!(ours, sfv_params(covered, created, created + 300, nonce, keyid, "waggle-api"));
+    }
+    let mut out = String::new();
+    assert_eq!(
+        write_params(&mut out, &[Component::Method], NOW, NOW, "nonce-with-\u{e9}-accent", "k1", "t"),
+        Err(SignError::InvalidParameter),
+        "non-ASCII cannot be an sf-string"
+    );
+    assert_eq!(
+        write_params(&mut out, &[Component::Method], 1_000_000_000_000_000, 0, NONCE, "k1", "t"),
+        Err(SignError::InvalidParameter),
+        "sf-integers have at most 15 digits"
+    );
+}
