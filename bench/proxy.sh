@@ -15,7 +15,12 @@
 # (`-t1 -c$CONNS -d$WRK_DURATION --latency`), curl 1 GiB download, curl 1 GiB upload (`-T`, POST);
 # medians reported. Waggle's VmRSS is sampled every 100 ms during its uploads; VmHWM before/after.
 # Servers pinned to CPU $SERVER_CPU (1), clients to CPU $CLIENT_CPU (0).
-# Knobs: ROUNDS, WRK_DURATION (10s), CONNS (16), BIG_MIB (1024), WAGGLE_BIN, BENCH_TARGET_DIR.
+#   minproxy  = client -> examples/bench_minproxy (the same signing and pooled hyper-util client, and
+#             nothing else: no auth, hygiene, middleware, timeouts or spooling) -> upstream; the
+#             floor hyper + Tokio put under any proxy of this design on this machine. wrk tests only
+#             (it keeps bodies in memory).
+# Knobs: ROUNDS, WRK_DURATION (10s), CONNS (16), BIG_MIB (1024), WAGGLE_BIN, BENCH_TARGET_DIR,
+# MINPROXY_BIN (default: examples/bench_minproxy next to WAGGLE_BIN, built if missing).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -73,16 +78,27 @@ start_nginx proxy "
     }"
 PXPID=$NGPID
 start_waggle "$WP" "$NC" "$UP" waggle
+MINPROXY_BIN="${MINPROXY_BIN:-$(dirname "$WAGGLE_BIN")/examples/bench_minproxy}"
+if [[ ! -x "$MINPROXY_BIN" ]]; then
+    echo "building $MINPROXY_BIN ..." >&2
+    (cd "$ROOT" && CARGO_TARGET_DIR="$(dirname "$(dirname "$(dirname "$MINPROXY_BIN")")")" timeout 1800 \
+        cargo build --release --locked --example bench_minproxy)
+fi
+MP="$(free_port)"
+taskset -c "$SERVER_CPU" "$MINPROXY_BIN" "$MP" "http://$HOST:$UP" >"$TMP/minproxy.out" 2>"$TMP/minproxy.err" &
+MPPID=$!
+PIDS+=("$MPPID")
 AUTH=(-H "AUTHORIZATION-APP-API: $APPAPI_AUTH" -H "EX-APP-ID: waggle")
 wait_http "http://$HOST:$UP/api/small"
 wait_http "http://$HOST:$PX/api/small"
 wait_http "http://$HOST:$WP/heartbeat"
 wait_http "http://$HOST:$SINK/"
-echo "upstream nginx pid $UPID :$UP (fake Nextcloud :$NC), proxy nginx pid $PXPID :$PX, sink pid $SINKPID :$SINK, waggle pid $WPID :$WP"
+wait_http "http://$HOST:$MP/api/small"
+echo "upstream nginx pid $UPID :$UP (fake Nextcloud :$NC), proxy nginx pid $PXPID :$PX, sink pid $SINKPID :$SINK, waggle pid $WPID :$WP, minproxy pid $MPPID :$MP"
 
 # correctness: each target answers each path with 200 and the same body size
-for t in direct nginx waggle; do
-    case $t in direct) p=$UP;; nginx) p=$PX;; waggle) p=$WP;; esac
+for t in direct nginx waggle minproxy; do
+    case $t in direct) p=$UP;; nginx) p=$PX;; waggle) p=$WP;; minproxy) p=$MP;; esac
     out="$(curl -s "${AUTH[@]}" -w ' %{http_code}' "http://$HOST:$p/api/small")"
     [[ "$out" == *' 200' ]] || { echo "$t GET /api/small -> $out" >&2; tail -5 "$TMP/waggle.err" >&2; exit 1; }
     out="$(curl -s "${AUTH[@]}" -X POST --data-binary "$(head -c 4096 /dev/zero | tr '\0' a)" -w ' %{http_code}' "http://$HOST:$p/api/post")"
@@ -129,14 +145,14 @@ run_xfer() { # dir(down|up) target port
 }
 
 TARGETS=(direct nginx waggle)
-port_of() { case $1 in direct) echo "$UP";; nginx) echo "$PX";; waggle) echo "$WP";; esac; }
+port_of() { case $1 in direct) echo "$UP";; nginx) echo "$PX";; waggle) echo "$WP";; minproxy) echo "$MP";; esac; }
 UPHWM=()
 for r in $(seq "$ROUNDS"); do
     k=$(( (r - 1) % 3 )); order=("${TARGETS[@]:k}" "${TARGETS[@]:0:k}")
     echo; echo "-- round $r/$ROUNDS (order: ${order[*]}); loadavg $(load)"
     for test in get post; do
         c0="$(cpu_ticks)"
-        for t in "${order[@]}"; do run_wrk "$test" "$t" "$(port_of "$t")"; done
+        for t in "${order[@]}" minproxy; do run_wrk "$test" "$t" "$(port_of "$t")"; done
         echo "  wrk $test phase: loadavg $(load), CPU busy $(busy_since "$c0")%"
     done
     c0="$(cpu_ticks)"
@@ -168,12 +184,18 @@ for test in get post; do
         eval "S_${m}_${test}_d=$d S_${m}_${test}_n=$n S_${m}_${test}_w=$w"
     done
 done
+echo "minimal proxy baseline (signing + pooled client only; see the header of this script):"
+for test in get post; do
+    m="$(med "R_${test}_minproxy")"; w="$(med "R_${test}_waggle")"; n="$(med "R_${test}_nginx")"
+    printf '  %-6s minproxy %10s req/s = %sx nginx; waggle = %sx minproxy; p99 minproxy %s ms\n' \
+        "$test" "$m" "$(ratio "$m" "$n")" "$(ratio "$w" "$m")" "$(med "L99_${test}_minproxy")"
+done
 for dir in down up; do
     d="$(med "X_${dir}_direct")"; n="$(med "X_${dir}_nginx")"; w="$(med "X_${dir}_waggle")"
     printf '%-22s %12s %12s %12s %14s %14s\n' "1 GiB ${dir}load MB/s" "$d" "$n" "$w" "$(ratio "$w" "$n")" "$(ratio "$w" "$d")"
     eval "S_${dir}_d=$d S_${dir}_n=$n S_${dir}_w=$w"
 done
-for test in get post; do for t in direct nginx waggle; do
+for test in get post; do for t in direct nginx waggle minproxy; do
     eval "echo \"per round $test req/s $t: \${R_${test}_$t[*]}; p99 ms: \${L99_${test}_$t[*]}\""
 done; done
 for dir in down up; do for t in direct nginx waggle; do

@@ -36,11 +36,22 @@ fn exit(result: anyhow::Result<()>, prefix: &str) -> ExitCode {
 }
 
 /// Builds the Tokio runtime and runs the command line on it.
+pub fn main() -> ExitCode {
+    match runtime() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("waggle: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The Tokio runtime Waggle runs on.
 ///
-/// With one CPU available (a `--cpus=1` container, or an affinity mask of one CPU) the runtime is
+/// With one CPU available (a `--cpus=1` container, or an affinity mask of one CPU) it is
 /// single-threaded: a work-stealing scheduler with one worker only adds synchronisation to every
 /// task wake-up. `TOKIO_WORKER_THREADS` forces the multi-threaded runtime with that many workers.
-pub fn main() -> ExitCode {
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let forced = std::env::var_os("TOKIO_WORKER_THREADS").is_some();
     let mut builder = if cpus == 1 && !forced {
@@ -48,13 +59,7 @@ pub fn main() -> ExitCode {
     } else {
         tokio::runtime::Builder::new_multi_thread()
     };
-    match builder.enable_all().build() {
-        Ok(runtime) => runtime.block_on(run()),
-        Err(e) => {
-            eprintln!("waggle: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    builder.enable_all().build()
 }
 
 /// Parses the command line and runs the command.

@@ -13,7 +13,6 @@ use futures_util::TryStreamExt as _;
 use http_body::Frame;
 use http_body_util::{BodyExt as _, StreamBody, combinators::BoxBody};
 use tempfile::TempPath;
-use tokio::io::AsyncWriteExt as _;
 
 use super::ProxyError;
 use crate::signing::ContentDigest;
@@ -82,12 +81,18 @@ impl SpooledBody {
     }
 
     /// A streaming body for the upstream request; the spool file lives until the stream is dropped.
+    ///
+    /// A spooled body is read back on a blocking thread that reads ahead (up to two chunks) into
+    /// owned buffers handed straight to the stream: no second copy, and disk reads overlap with
+    /// socket writes.
     pub async fn into_upstream(self) -> Result<UpstreamBody, ProxyError> {
         match self.stored {
             Stored::Memory(bytes) => Ok(http_body_util::Full::new(bytes).map_err(|e| match e {}).boxed()),
             Stored::File(path) => {
-                let file = tokio::fs::File::open(&path).await.map_err(ProxyError::Spool)?;
-                let stream = tokio_util::io::ReaderStream::with_capacity(file, SPOOL_BUFFER)
+                let file = std::fs::File::open(&path).map_err(ProxyError::Spool)?;
+                let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+                tokio::task::spawn_blocking(move || read_ahead(file, &tx));
+                let stream = tokio_stream_from(rx)
                     .map_ok(Frame::data)
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
                 // The TempPath rides along with the stream and deletes the file when it is dropped.
@@ -96,6 +101,35 @@ impl SpooledBody {
             }
         }
     }
+}
+
+/// Reads `file` in `SPOOL_BUFFER` chunks into `tx` until the end, an error, or the receiver is gone
+/// (the upstream request was dropped).
+fn read_ahead(mut file: std::fs::File, tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) {
+    use std::io::Read as _;
+    loop {
+        let mut buf = vec![0u8; SPOOL_BUFFER];
+        let chunk = match file.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Bytes::from(buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+        let failed = chunk.is_err();
+        if tx.blocking_send(chunk).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The receiving half of the read-ahead channel as a `Stream`.
+fn tokio_stream_from<T>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Unpin {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// A stream that owns the spool file's path, so the file goes away with the stream.
@@ -132,7 +166,7 @@ where
     let mut body = body;
     let mut hasher = ContentDigest::new();
     let mut memory = BytesMut::new();
-    let mut file: Option<(tokio::io::BufWriter<tokio::fs::File>, TempPath)> = None;
+    let mut file: Option<(SpoolWriter, TempPath)> = None;
     let mut len: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ProxyError::ClientBody(e.into()))?;
@@ -147,26 +181,81 @@ where
             let named =
                 tempfile::Builder::new().prefix("body-").tempfile_in(dir).map_err(ProxyError::Spool)?;
             let (std_file, path) = named.into_parts();
-            // Large writes: tokio::fs hands each write to a blocking thread, so batch them.
-            let mut f =
-                tokio::io::BufWriter::with_capacity(SPOOL_BUFFER, tokio::fs::File::from_std(std_file));
-            f.write_all(&memory).await.map_err(ProxyError::Spool)?;
-            memory = BytesMut::new();
-            file = Some((f, path));
+            let mut writer = SpoolWriter::new(std_file);
+            writer.push(std::mem::take(&mut memory).freeze()).await.map_err(ProxyError::Spool)?;
+            file = Some((writer, path));
         }
         match file.as_mut() {
-            Some((f, _)) => f.write_all(&chunk).await.map_err(ProxyError::Spool)?,
+            Some((w, _)) => w.push(chunk).await.map_err(ProxyError::Spool)?,
             None => memory.extend_from_slice(&chunk),
         }
     }
     let stored = match file {
-        Some((mut f, path)) => {
-            f.flush().await.map_err(ProxyError::Spool)?;
+        Some((w, path)) => {
+            w.finish().await.map_err(ProxyError::Spool)?;
             Stored::File(path)
         }
         None => Stored::Memory(memory.freeze()),
     };
     Ok(SpooledBody { stored, len, digest: hasher.finish_bytes() })
+}
+
+/// Writes the body's own chunks to the spool file on a blocking thread without copying them:
+/// frames are batched up to `SPOOL_BUFFER` and one batch is written while the next is gathered
+/// (write-behind). At most two batches are held, so memory stays bounded.
+struct SpoolWriter {
+    /// The file, when no write is in flight.
+    idle: Option<std::fs::File>,
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
+    batch: Vec<Bytes>,
+    batched: usize,
+}
+
+impl SpoolWriter {
+    fn new(file: std::fs::File) -> Self {
+        Self { idle: Some(file), in_flight: None, batch: Vec::new(), batched: 0 }
+    }
+
+    async fn push(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= SPOOL_BUFFER {
+            self.dispatch().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the write in flight, then hands the current batch to a blocking thread.
+    async fn dispatch(&mut self) -> std::io::Result<()> {
+        let mut file = match self.in_flight.take() {
+            Some(write) => write.await.map_err(std::io::Error::other)??,
+            None => self.idle.take().ok_or_else(|| std::io::Error::other("spool writer has no file"))?,
+        };
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            for chunk in &batch {
+                file.write_all(chunk)?;
+            }
+            Ok(file)
+        }));
+        Ok(())
+    }
+
+    /// Writes what is left and waits until everything is written.
+    async fn finish(mut self) -> std::io::Result<()> {
+        if !self.batch.is_empty() {
+            self.dispatch().await?;
+        }
+        match self.in_flight.take() {
+            Some(write) => write.await.map_err(std::io::Error::other)?.map(drop),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
