@@ -514,7 +514,9 @@ pub fn sign_request(
     nonce: &str,
 ) -> Result<SignatureHeaders, SignError> {
     let nonce_ok = (MIN_NONCE_LEN..=MAX_PARAM_LEN).contains(&nonce.len()) && !nonce.contains(['"', '\\']);
-    if has_duplicates(covered) || !nonce_ok {
+    // Never emit what Waggle's own verifier would refuse.
+    let keyid_ok = !key.id().is_empty() && key.id().len() <= MAX_PARAM_LEN;
+    if has_duplicates(covered) || !nonce_ok || !keyid_ok {
         return Err(SignError::InvalidParameter);
     }
     let expires = created.checked_add(VALIDITY_SECS).ok_or(SignError::InvalidParameter)?;
