@@ -45,10 +45,14 @@ impl App {
             ListenOn::Unix(path) => Bound::Unix(bind_unix(path)?, path.clone()),
         };
         let state = AppState::new(Arc::new(settings))?;
+        let runtime = tokio::runtime::Handle::current();
+        let (scheduler, workers) = (runtime.runtime_flavor(), runtime.metrics().num_workers());
         match &bound {
-            Bound::Tcp(l) => tracing::info!(addr = %l.local_addr()?, "listening on TCP"),
+            Bound::Tcp(l) => {
+                tracing::info!(addr = %l.local_addr()?, ?scheduler, workers, "listening on TCP");
+            }
             Bound::Unix(_, p) => {
-                tracing::info!(path = %p.display(), "listening on the HaRP unix socket")
+                tracing::info!(path = %p.display(), ?scheduler, workers, "listening on the HaRP unix socket");
             }
         }
         Ok(Self { bound, state })

@@ -98,6 +98,29 @@ async fn healthcheck_subcommand_probes_the_running_server() {
 
 #[test]
 fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
+    let logs = serve_then_sigterm(None);
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let scheduler = if cpus > 1 { "MultiThread" } else { "CurrentThread" };
+    assert!(logs.contains(&format!("\"scheduler\":\"{scheduler}\"")), "{cpus} CPUs: {logs}");
+}
+
+/// With one CPU (`taskset -c 0`) the binary runs the current-thread scheduler, and still serves,
+/// authenticates and stops gracefully.
+#[test]
+fn on_one_cpu_the_single_threaded_runtime_serves_and_stops_gracefully() {
+    if Command::new("taskset").arg("-V").output().is_err() {
+        eprintln!("taskset not installed; skipped");
+        return;
+    }
+    let logs = serve_then_sigterm(Some(&["taskset", "-c", "0"]));
+    assert!(logs.contains("\"scheduler\":\"CurrentThread\""), "{logs}");
+    assert!(logs.contains("\"workers\":1"), "{logs}");
+}
+
+/// Starts the binary (optionally through a wrapper command that execs it), checks it answers with
+/// and without credentials, sends SIGTERM, asserts a graceful exit with JSON logs free of secrets,
+/// and returns the logs.
+fn serve_then_sigterm(wrapper: Option<&[&str]>) -> String {
     let dir = tempfile::tempdir().unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -107,7 +130,18 @@ fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("APP_PORT", &port));
     vars.push(("RUST_LOG", "debug"));
-    let mut child = waggle(&vars, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut cmd = match wrapper {
+        None => waggle(&vars, &[]),
+        Some(wrapper) => {
+            let mut cmd = Command::new(wrapper[0]);
+            cmd.env_clear().args(&wrapper[1..]).arg(BIN).stdin(Stdio::null());
+            for (k, v) in &vars {
+                cmd.env(k, v);
+            }
+            cmd
+        }
+    };
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let logs = std::thread::spawn(move || {
         let mut s = String::new();
@@ -145,6 +179,7 @@ fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
         assert!(v.get("level").is_some());
     }
     assert!(!logs.contains(SECRET) && !logs.contains(&token), "no secret in logs");
+    logs
 }
 
 mod probe {
