@@ -15,13 +15,13 @@
 # -d$WRK_DURATION --latency`; medians. Any non-2xx (e.g. a replayed nonce because the pre-signed set ran
 # out) aborts the run. The replay cache is raised (WAGGLE_CALLBACK__REPLAY_CAPACITY=$REPLAY_CAPACITY) so
 # that 3 rounds of unique nonces fit in it (the default 100,000 answers 503 once full of live nonces).
-# Knobs: ROUNDS, WRK_DURATION (10s), CONNS (16), SIGNED (pre-signed requests per round, 100000).
+# Knobs: ROUNDS, WRK_DURATION (10s), CONNS (16), SIGNED (pre-signed requests per round, 300000: more than Waggle answers in WRK_DURATION, or wrk would replay nonces).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 WRK_DURATION="${WRK_DURATION:-10s}"
 CONNS="${CONNS:-16}"
-SIGNED="${SIGNED:-100000}"
+SIGNED="${SIGNED:-300000}"
 REPLAY_CAPACITY="${REPLAY_CAPACITY:-2000000}"
 source "$HERE/lib.sh"
 export WAGGLE_TENANT_KEY="$TENANT_KEY" WAGGLE_TENANT_KEY_ID="$TENANT_KEY_ID"
