@@ -55,9 +55,8 @@ pub struct SaasProxy {
     public_url: Url,
     spool_dir: PathBuf,
     limits: BodyLimits,
-    instance: OnceCell<String>,
-    /// `instance` as a header value (set once, with it).
-    instance_value: std::sync::OnceLock<HeaderValue>,
+    /// Nextcloud's instance id, kept as the header value every signed request carries.
+    instance: OnceCell<HeaderValue>,
     /// `X-Forwarded-Proto`: the scheme of Nextcloud's public URL.
     forwarded_proto: HeaderValue,
     /// The public URL's host, the `X-Forwarded-Host` fallback when a request has no `Host`.
@@ -86,7 +85,6 @@ impl SaasProxy {
                 cap: settings.proxy.api_body_cap_bytes,
             },
             instance: OnceCell::new(),
-            instance_value: std::sync::OnceLock::new(),
             forwarded_proto: HeaderValue::from_str(settings.nextcloud.public_url.scheme())?,
             public_host: settings.nextcloud.public_url.host_str().and_then(|s| HeaderValue::from_str(s).ok()),
             harp: settings.is_harp(),
@@ -105,7 +103,22 @@ impl SaasProxy {
 
     /// Nextcloud's instance id, read once from the capabilities and cached.
     pub async fn instance_id(&self, nc: &NcClient) -> Result<&str, ApiError> {
-        self.instance.get_or_try_init(|| nc.instance_id()).await.map(String::as_str).map_err(ApiError::from)
+        let header = self.instance_header(nc).await?;
+        // Built by `HeaderValue::from_str`, so always visible ASCII.
+        header.to_str().map_err(|e| ApiError::Internal(e.into()))
+    }
+
+    /// The instance id as the `X-Waggle-Instance` header value. An id that cannot be a header
+    /// value could not be signed for anyway, so it is refused at lookup.
+    async fn instance_header(&self, nc: &NcClient) -> Result<&HeaderValue, ApiError> {
+        self.instance
+            .get_or_try_init(|| async {
+                let id = nc.instance_id().await.map_err(ApiError::from)?;
+                HeaderValue::from_str(&id).map_err(|_| {
+                    ApiError::Internal(anyhow::anyhow!("Nextcloud's instance id is not a valid header value"))
+                })
+            })
+            .await
     }
 
     /// The upstream URI for an inbound path and query, under the service URL. Paths with dot
@@ -136,7 +149,7 @@ impl SaasProxy {
         csrf_check(&method, &parts.headers, &self.public_url)?;
         let key = keys.signing_key().ok_or(ApiError::NotReady("tenant_key_missing"))?;
         let uri = self.upstream_uri(parts.uri.path(), parts.uri.query())?;
-        let instance = self.instance_header(nc).await?;
+        let instance = self.instance_header(nc).await?.clone();
 
         // Copy what may go upstream in one pass, then add Waggle's own headers (8 of them).
         let mut out = forwardable_headers(&parts.headers, 8);
@@ -165,15 +178,6 @@ impl SaasProxy {
         let mut response = self.forwarder.forward(upstream).await?;
         clean_response(response.headers_mut());
         Ok(response.map(Body::new))
-    }
-
-    /// Nextcloud's instance id as a header value, cached after the first lookup.
-    async fn instance_header(&self, nc: &NcClient) -> Result<HeaderValue, ApiError> {
-        if let Some(v) = self.instance_value.get() {
-            return Ok(v.clone());
-        }
-        let v = value(self.instance_id(nc).await?)?;
-        Ok(self.instance_value.get_or_init(|| v).clone())
     }
 
     /// `X-Forwarded-Proto/Host/For` as Waggle sees the client: the scheme of Nextcloud's public URL,
