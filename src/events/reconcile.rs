@@ -425,46 +425,68 @@ fn remove_unseen(
             tx.prepare("SELECT gid, version FROM sync_groups WHERE deleted = 0 AND seen_run < ?1")?;
         stmt.query_map(params![run], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
     };
-    let members_of =
-        |tx: &Transaction<'_>, sql: &str, key: &str| -> rusqlite::Result<Vec<(String, String)>> {
-            let mut stmt = tx.prepare(sql)?;
-            stmt.query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
-        };
     for (uid, version) in &gone_users {
-        for (gid, member) in members_of(&tx, "SELECT gid, uid FROM sync_members WHERE uid = ?1", uid)? {
-            emit.push(
-                EventType::GroupMemberRemoved,
-                &format!("group:{gid}"),
-                version + 1,
-                json!({ "gid": gid, "uid": member }),
-            );
-        }
-        tx.execute("DELETE FROM sync_members WHERE uid = ?1", params![uid])?;
-        emit.push(EventType::UserDeleted, &format!("user:{uid}"), version + 1, json!({ "uid": uid }));
-        tx.execute(
-            "UPDATE sync_users SET deleted = 1, version = ?2 WHERE uid = ?1",
-            params![uid, version + 1],
-        )?;
+        tombstone(&tx, &mut emit, Gone::User, uid, *version)?;
     }
     for (gid, version) in &gone_groups {
-        for (g, member) in members_of(&tx, "SELECT gid, uid FROM sync_members WHERE gid = ?1", gid)? {
-            emit.push(
-                EventType::GroupMemberRemoved,
-                &format!("group:{g}"),
-                version + 1,
-                json!({ "gid": g, "uid": member }),
-            );
-        }
-        tx.execute("DELETE FROM sync_members WHERE gid = ?1", params![gid])?;
-        emit.push(EventType::GroupDeleted, &format!("group:{gid}"), version + 1, json!({ "gid": gid }));
-        tx.execute(
-            "UPDATE sync_groups SET deleted = 1, version = ?2 WHERE gid = ?1",
-            params![gid, version + 1],
-        )?;
+        tombstone(&tx, &mut emit, Gone::Group, gid, *version)?;
     }
     insert_events(&tx, &emit.out, now_ms())?;
     tx.commit()?;
     Ok(emit.out.len() as u64)
+}
+
+/// A user or a group that reconciliation no longer sees.
+#[derive(Clone, Copy)]
+enum Gone {
+    User,
+    Group,
+}
+
+/// Tombstones one vanished user or group at `version + 1`: each of its memberships is removed
+/// (a `GroupMemberRemoved` event per membership), then its own deleted event, then its row is
+/// marked deleted.
+fn tombstone(
+    tx: &Transaction<'_>,
+    emit: &mut Emit<'_>,
+    gone: Gone,
+    key: &str,
+    version: i64,
+) -> rusqlite::Result<()> {
+    let (members_sql, delete_sql, update_sql, deleted, subject, data) = match gone {
+        Gone::User => (
+            "SELECT gid, uid FROM sync_members WHERE uid = ?1",
+            "DELETE FROM sync_members WHERE uid = ?1",
+            "UPDATE sync_users SET deleted = 1, version = ?2 WHERE uid = ?1",
+            EventType::UserDeleted,
+            format!("user:{key}"),
+            json!({ "uid": key }),
+        ),
+        Gone::Group => (
+            "SELECT gid, uid FROM sync_members WHERE gid = ?1",
+            "DELETE FROM sync_members WHERE gid = ?1",
+            "UPDATE sync_groups SET deleted = 1, version = ?2 WHERE gid = ?1",
+            EventType::GroupDeleted,
+            format!("group:{key}"),
+            json!({ "gid": key }),
+        ),
+    };
+    let members: Vec<(String, String)> = {
+        let mut stmt = tx.prepare(members_sql)?;
+        stmt.query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+    };
+    for (gid, uid) in members {
+        emit.push(
+            EventType::GroupMemberRemoved,
+            &format!("group:{gid}"),
+            version + 1,
+            json!({ "gid": gid, "uid": uid }),
+        );
+    }
+    tx.execute(delete_sql, params![key])?;
+    emit.push(deleted, &subject, version + 1, data);
+    tx.execute(update_sql, params![key, version + 1])?;
+    Ok(())
 }
 
 /// The admin account reconciliation reads as: `WAGGLE_SYNC__ADMIN_UID`, else the lowest uid of the
