@@ -1,9 +1,9 @@
 //! The binary as a subprocess: configuration errors, the healthcheck subcommand, SIGTERM.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{SECRET, TestApp};
+use crate::harness::{SECRET, TestApp, wait_until_blocking};
 
 const BIN: &str = env!("CARGO_BIN_EXE_waggle");
 
@@ -149,11 +149,9 @@ fn serve_then_sigterm(wrapper: Option<&[&str]>) -> String {
         s
     });
     let host = format!("127.0.0.1:{port}");
-    let started = Instant::now();
-    while probe::get(&host, "/heartbeat", None) != Some(200) {
-        assert!(started.elapsed() < Duration::from_secs(20), "server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_blocking("the server comes up", Duration::from_secs(20), || {
+        probe::get(&host, "/heartbeat", None) == Some(200)
+    });
     // Requests carrying credentials, so a leak into the logs would show.
     let token = crate::harness::appapi_token("alice", SECRET);
     assert_eq!(probe::get(&host, "/", Some(&token)), Some(200));
@@ -161,14 +159,12 @@ fn serve_then_sigterm(wrapper: Option<&[&str]>) -> String {
 
     let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut status = None;
+    wait_until_blocking("the process exits after SIGTERM", Duration::from_secs(15), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let status = status.unwrap();
     assert_eq!(status.code(), Some(0), "graceful exit");
     let logs = logs.join().unwrap();
     assert!(logs.contains("SIGTERM received"), "{logs}");

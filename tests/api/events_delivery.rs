@@ -1,46 +1,29 @@
 //! Event delivery from the outbox to a fake SaaS webhook that verifies every delivery with the
 //! `standardwebhooks` crate (the reference implementation, independent of ours).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::Method;
 use serde_json::{Value, json};
 use waggle::events::{EventType, event};
 
-use crate::fakes::{Fake, Recorded};
-use crate::harness::TestApp;
-use crate::saas_proxy::{TENANT_KEY, now};
+use crate::fakes::saas::verified;
+use crate::fakes::{self, Fake, Recorded};
+use crate::harness::{TestApp, now, wait_until};
 
-const PATH: &str = "/waggle/v1/events";
+/// How long a delivery may take to show its effects.
+const SETTLE: Duration = Duration::from_secs(10);
 
-/// The fake's verdict on one delivery, using the reference library.
-fn verified(r: &Recorded) -> bool {
-    let hook = standardwebhooks::Webhook::from_bytes(TENANT_KEY.as_bytes().to_vec()).unwrap();
-    hook.verify(&r.body, &r.headers).is_ok()
-}
+const PATH: &str = fakes::saas::EVENTS;
 
 /// A fake SaaS answering deliveries with the statuses in `script` (then 200 forever).
 async fn saas(script: Vec<u16>) -> Fake {
-    let saas = Fake::start().await;
-    let script = Arc::new(Mutex::new(script.into_iter()));
-    saas.on_async(Method::POST, PATH, None, move |r: Recorded| {
-        let next = script.lock().unwrap().next().unwrap_or(200);
-        let ok = verified(&r);
-        async move {
-            if !ok {
-                return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
-            }
-            StatusCode::from_u16(next).unwrap().into_response()
-        }
-    });
-    saas
+    fakes::saas::events(script).await
 }
 
 async fn app(saas: &Fake, schedule: &str) -> TestApp {
     TestApp::builder()
-        .env("WAGGLE_SERVICE_URL", &saas.url())
+        .saas(saas)
         .env("WAGGLE_EVENTS__SCHEDULE_MS", schedule)
         .env("WAGGLE_EVENTS__POLL_MS", "50")
         .spawn()
@@ -59,9 +42,12 @@ fn user_event(uid: &str, n: u32) -> waggle::events::Event {
 }
 
 async fn enqueue(app: &TestApp, events: Vec<waggle::events::Event>) {
-    let now_ms = i64::try_from(now() * 1000).unwrap();
-    app.state.outbox.enqueue(events, now_ms).await.unwrap();
-    app.state.events_wakeup.wake();
+    app.enqueue(events).await;
+}
+
+/// Waits until the outbox is empty: every event was acknowledged (after a 2xx) or dead-lettered.
+async fn drained(app: &TestApp) {
+    wait_until("the outbox drains", SETTLE, async || app.queue_depth().await == 0).await;
 }
 
 fn delivered_ids(saas: &Fake, status_ok: impl Fn(&Recorded) -> bool) -> Vec<String> {
@@ -88,10 +74,10 @@ async fn deliveries_carry_standard_webhooks_headers_and_verify_with_the_referenc
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((body["type"].as_str(), body["data"]["uid"].as_str()), (Some("user.updated"), Some("alice")));
     assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
-    // Acknowledged only after the 2xx: the queue is empty now.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.state.outbox.stats(0).await.unwrap().depth, 0);
-    assert_eq!(app.state.metrics.get("events_delivered"), 1);
+    // Acknowledged only after the 2xx: the queue empties.
+    drained(&app).await;
+    assert_eq!(app.queue_depth().await, 0);
+    assert_eq!(app.metric("events_delivered"), 1);
 }
 
 #[tokio::test]
@@ -109,7 +95,7 @@ async fn an_outage_of_three_503s_is_retried_and_the_order_of_a_subject_is_kept()
         "the head is retried, nothing overtakes it"
     );
     assert_eq!(&all[4..6], &ids[1..3], "then the rest, in order");
-    assert_eq!(app.state.metrics.get("events_retried"), 3);
+    assert_eq!(app.metric("events_retried"), 3);
 }
 
 #[tokio::test]
@@ -118,7 +104,8 @@ async fn a_410_pauses_delivery_until_an_admin_resumes_it() {
     let app = app(&saas, "10,10").await;
     enqueue(&app, vec![user_event("alice", 1)]).await;
     saas.wait_for(Duration::from_secs(10), |l| !l.is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The pause is persisted in the same step that handled the 410; every later step sees it.
+    wait_until("delivery pauses", SETTLE, async || app.metric("events_paused") == 1).await;
     assert_eq!(saas.requests_to(PATH).len(), 1, "nothing more while paused");
     let status: Value =
         app.request(Method::GET, "/admin/events", "admin").send().await.unwrap().json().await.unwrap();
@@ -127,8 +114,8 @@ async fn a_410_pauses_delivery_until_an_admin_resumes_it() {
     let r = app.request(Method::POST, "/admin/events/resume", "admin").send().await.unwrap();
     assert_eq!(r.status(), 200);
     saas.wait_for(Duration::from_secs(10), |l| l.len() >= 2).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.state.outbox.stats(0).await.unwrap().depth, 0);
+    drained(&app).await;
+    assert_eq!(app.queue_depth().await, 0);
 }
 
 #[tokio::test]
@@ -138,7 +125,7 @@ async fn an_exhausted_schedule_dead_letters_the_event_and_an_admin_can_replay_it
     let e = user_event("bob", 1);
     enqueue(&app, vec![e.clone()]).await;
     saas.wait_for(Duration::from_secs(10), |l| l.len() >= 3).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("the event is dead-lettered", SETTLE, async || app.dead_letters().await == 1).await;
     let list: Value = app
         .request(Method::GET, "/admin/events/dead-letters", "admin")
         .send()
@@ -152,7 +139,7 @@ async fn an_exhausted_schedule_dead_letters_the_event_and_an_admin_can_replay_it
         (dl["id"].as_str(), dl["attempts"].as_u64(), dl["last_status"].as_u64()),
         (Some(e.id.as_str()), Some(3), Some(500))
     );
-    assert_eq!(app.state.metrics.get("events_dead_lettered"), 1);
+    assert_eq!(app.metric("events_dead_lettered"), 1);
     // Other subjects are not blocked by a dead letter.
     let r = app
         .request(Method::POST, &format!("/admin/events/dead-letters/{}/replay", e.id), "admin")
@@ -173,25 +160,12 @@ async fn an_exhausted_schedule_dead_letters_the_event_and_an_admin_can_replay_it
 
 #[tokio::test]
 async fn different_subjects_are_delivered_in_parallel() {
-    let saas = Fake::start().await;
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let g = gate.clone();
-    saas.on_async(Method::POST, PATH, None, move |r: Recorded| {
-        let g = g.clone();
-        async move {
-            // Alice's delivery hangs until Bob's has arrived: only parallel delivery finishes.
-            if String::from_utf8_lossy(&r.body).contains("alice") {
-                let _ = tokio::time::timeout(Duration::from_secs(5), g.acquire()).await;
-            } else {
-                g.add_permits(1);
-            }
-            StatusCode::OK.into_response()
-        }
-    });
+    // Alice's delivery hangs until Bob's has arrived: only parallel delivery finishes.
+    let saas = fakes::saas::events_held_until_another("alice").await;
     let app = app(&saas, "10").await;
     enqueue(&app, vec![user_event("alice", 1), user_event("bob", 1)]).await;
     saas.wait_for(Duration::from_secs(10), |l| l.len() >= 2).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.state.outbox.stats(0).await.unwrap().depth, 0);
+    drained(&app).await;
+    assert_eq!(app.queue_depth().await, 0);
     assert!(saas.requests_to(PATH).len() == 2, "each delivered once, no timeout-induced retry");
 }

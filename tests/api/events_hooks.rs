@@ -2,69 +2,28 @@
 //! version), authenticated deliveries that trigger a (targeted) reconcile, and unregistering at
 //! disable with rows already gone tolerated.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::Method;
 use serde_json::{Value, json};
 
-use crate::events_reconcile::{Directory, serve_directory};
-use crate::fakes::{Fake, Recorded, ocs_ok};
-use crate::harness::{APP_ID, SECRET, TestApp, appapi_token};
+use crate::fakes::nextcloud::{Directory, SharedDirectory};
+use crate::fakes::{self, Fake, Recorded};
+use crate::harness::{APP_ID, SECRET, TestApp, appapi_token, wait_until};
 
-const API: &str = "/ocs/v2.php/apps/webhook_listeners/api/v1/webhooks";
+const API: &str = fakes::nextcloud::WEBHOOKS;
 const ACCEPTED: &str = "OCP\\User\\Events\\UserFirstTimeLoggedInEvent";
 
-fn ocs_fail(status: u16, message: &str) -> axum::response::Response {
-    let body =
-        json!({"ocs": {"meta": {"status": "failure", "statuscode": status, "message": message}, "data": []}});
-    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
-}
-
-async fn setup() -> (TestApp, Fake, Arc<Mutex<Directory>>) {
-    let saas = Fake::start().await;
-    saas.on(Method::POST, "/waggle/v1/events", StatusCode::NO_CONTENT, Value::Null);
-    let nc = crate::fakes::nextcloud().await;
-    let dir = Arc::new(Mutex::new(Directory::default()));
-    dir.lock().unwrap().users.insert("alice".into(), ("Alice".into(), "a@x".into(), true, vec![]));
-    serve_directory(&nc, dir.clone());
-    let d = dir.clone();
-    nc.on_async(Method::GET, "/ocs/v1.php/cloud/users/alice", None, move |_| {
-        let (name, email, enabled, groups) = d.lock().unwrap().users["alice"].clone();
-        async move {
-            let data = json!({"id": "alice", "displayname": name, "email": email, "enabled": enabled, "groups": groups});
-            (StatusCode::OK, axum::Json(ocs_ok(&data))).into_response()
-        }
-    });
+async fn setup() -> (TestApp, Fake, SharedDirectory) {
+    let saas = fakes::saas::events_sink().await;
+    let (nc, dir) = fakes::nextcloud::with_directory().await;
+    Directory::user(&dir, "alice", "Alice", "a@x", true, &[]);
+    fakes::nextcloud::serve_user(&nc, dir.clone(), "alice");
     // webhook_listeners: only the first-login event is compatible on this "server".
-    let rows: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let r = rows.clone();
-    nc.on_async(Method::GET, API, None, move |_| {
-        let list = r.lock().unwrap().clone();
-        async move { (StatusCode::OK, axum::Json(ocs_ok(&json!(list)))).into_response() }
-    });
-    let r = rows.clone();
-    nc.on_async(Method::POST, API, None, move |req: Recorded| {
-        let body = req.json();
-        let accepted = body["event"] == ACCEPTED;
-        if accepted {
-            let mut rows = r.lock().unwrap();
-            let id = rows.len() + 1;
-            rows.push(json!({"id": id, "event": body["event"], "uri": body["uri"]}));
-        }
-        async move {
-            if accepted {
-                (StatusCode::OK, axum::Json(ocs_ok(&json!({"id": 1, "event": ACCEPTED})))).into_response()
-            } else {
-                ocs_fail(400, "not an event class compatible with webhooks")
-            }
-        }
-    });
-    nc.on(Method::DELETE, &format!("{API}/1"), StatusCode::OK, ocs_ok(&json!(true)));
+    fakes::nextcloud::serve_webhook_listeners(&nc, ACCEPTED);
     let app = TestApp::builder()
         .nextcloud(&nc)
-        .env("WAGGLE_SERVICE_URL", &saas.url())
+        .saas(&saas)
         .env("WAGGLE_SYNC__ADMIN_UID", "admin")
         .env("WAGGLE_EVENTS__POLL_MS", "50")
         .spawn()
@@ -112,7 +71,10 @@ async fn webhook_listeners_are_probed_registered_used_and_removed() {
     }
     // Enabling again registers nothing twice.
     app.request(Method::PUT, "/enabled?enabled=1", "").send().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("the second registration pass finishes", Duration::from_secs(10), async || {
+        app.metric("webhook_listeners_registered") == 2
+    })
+    .await;
     let accepted_posts = app
         .nc
         .requests()
@@ -152,7 +114,7 @@ async fn webhook_listeners_are_probed_registered_used_and_removed() {
     let before = app.nc.requests().len();
     let r = hook(&app, "0000", &delivery).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The refusal is answered before anything could be started for the delivery.
     assert_eq!(app.nc.requests().len(), before, "no reconcile for a forged delivery");
     assert_eq!(saas.requests().len(), 2);
 

@@ -1,72 +1,21 @@
 //! Reconciliation against a fake Nextcloud with a mutable directory: add, change, disable and remove
 //! users and groups, and assert the exact events that reach the (fake) SaaS webhook.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::Method;
 use serde_json::{Value, json};
 
-use crate::fakes::{Fake, Recorded, ocs_ok};
-use crate::harness::{SECRET, TestApp, appapi_token};
+use crate::fakes::nextcloud::{Directory, SharedDirectory};
+use crate::fakes::{self, Fake};
+use crate::harness::{TestApp, wait_until};
 
-#[derive(Clone, Default)]
-pub(crate) struct Directory {
-    pub(crate) users: BTreeMap<String, (String, String, bool, Vec<String>)>,
-    pub(crate) groups: BTreeSet<String>,
-}
-
-fn query(uri: &str, key: &str) -> usize {
-    uri.split_once('?')
-        .map(|(_, q)| q)
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Serves `cloud/users/details` and `cloud/groups` from `dir`, paged, only to the admin.
-pub(crate) fn serve_directory(nc: &Fake, dir: Arc<Mutex<Directory>>) {
-    let d = dir.clone();
-    nc.on_async(Method::GET, "/ocs/v1.php/cloud/users/details", None, move |r: Recorded| {
-        let dir = d.lock().unwrap().clone();
-        async move {
-            assert_eq!(r.header("authorization-app-api"), Some(appapi_token("admin", SECRET).as_str()), "read as the admin");
-            let (limit, offset) = (query(&r.uri, "limit"), query(&r.uri, "offset"));
-            let users: serde_json::Map<String, Value> = dir
-                .users
-                .iter()
-                .skip(offset)
-                .take(limit)
-                .map(|(uid, (name, email, enabled, groups))| {
-                    (uid.clone(), json!({"id": uid, "displayname": name, "email": email, "enabled": enabled, "groups": groups}))
-                })
-                .collect();
-            (StatusCode::OK, axum::Json(ocs_ok(&json!({ "users": users })))).into_response()
-        }
-    });
-    nc.on_async(Method::GET, "/ocs/v1.php/cloud/groups", None, move |r: Recorded| {
-        let dir = dir.lock().unwrap().clone();
-        async move {
-            let (limit, offset) = (query(&r.uri, "limit"), query(&r.uri, "offset"));
-            let groups: Vec<&String> = dir.groups.iter().skip(offset).take(limit).collect();
-            (StatusCode::OK, axum::Json(ocs_ok(&json!({ "groups": groups })))).into_response()
-        }
-    });
-}
-
-async fn setup() -> (TestApp, Fake, Arc<Mutex<Directory>>) {
-    let saas = Fake::start().await;
-    saas.on(Method::POST, "/waggle/v1/events", StatusCode::NO_CONTENT, Value::Null);
-    let nc = crate::fakes::nextcloud().await;
-    let dir = Arc::new(Mutex::new(Directory::default()));
-    serve_directory(&nc, dir.clone());
+async fn setup() -> (TestApp, Fake, SharedDirectory) {
+    let saas = fakes::saas::events_sink().await;
+    let (nc, dir) = fakes::nextcloud::with_directory().await;
     let app = TestApp::builder()
         .nextcloud(&nc)
-        .env("WAGGLE_SERVICE_URL", &saas.url())
+        .saas(&saas)
         .env("WAGGLE_SYNC__ADMIN_UID", "admin")
         .env("WAGGLE_EVENTS__POLL_MS", "50")
         .spawn()
@@ -96,11 +45,8 @@ async fn delivered(saas: &Fake, before: usize, n: usize) -> Vec<(String, Value)>
     out
 }
 
-fn user(dir: &Arc<Mutex<Directory>>, uid: &str, name: &str, email: &str, enabled: bool, groups: &[&str]) {
-    dir.lock().unwrap().users.insert(
-        uid.into(),
-        (name.into(), email.into(), enabled, groups.iter().map(|g| (*g).to_owned()).collect()),
-    );
+fn user(dir: &SharedDirectory, uid: &str, name: &str, email: &str, enabled: bool, groups: &[&str]) {
+    Directory::user(dir, uid, name, email, enabled, groups);
 }
 
 #[tokio::test]
@@ -184,7 +130,8 @@ async fn directory_changes_become_the_exact_events() {
     // No change, no event.
     let report = sync(&app).await;
     assert_eq!(report["events"], 0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Events are acknowledged after the SaaS recorded them: an empty outbox means all arrived.
+    wait_until("the outbox drains", Duration::from_secs(10), async || app.queue_depth().await == 0).await;
     assert_eq!(saas.requests().len(), 15);
     let status: Value =
         app.request(Method::GET, "/admin/events", "admin").send().await.unwrap().json().await.unwrap();

@@ -1,5 +1,11 @@
-//! Loopback fakes: an axum server on 127.0.0.1:0 that records every request (method, URI, headers,
-//! body) and answers from scripted rules.
+//! Loopback fakes: [`Fake`], an axum server on 127.0.0.1:0 that records every request (method, URI,
+//! headers, body) and answers from scripted rules, and the fakes built on it: Nextcloud (with its
+//! user directory and webhook_listeners), the SaaS (echo, key service, event webhook) and the SaaS's
+//! WebSocket endpoint. Spec files build their fakes here, never by hand.
+
+pub(crate) mod nextcloud;
+pub(crate) mod saas;
+pub(crate) mod saas_ws;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -169,34 +175,35 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     }
 }
 
+/// An OCS failure envelope with `status` as both HTTP status and `statuscode`.
+pub(crate) fn ocs_fail(status: u16, message: &str) -> Response {
+    let body =
+        json!({"ocs": {"meta": {"status": "failure", "statuscode": status, "message": message}, "data": []}});
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
 /// An OCS success envelope.
 pub(crate) fn ocs_ok(data: &Value) -> Value {
     json!({ "ocs": { "meta": { "status": "ok", "statuscode": 200, "message": "OK" }, "data": data } })
 }
 
-/// A fake Nextcloud with the AppAPI status endpoint and user lookups scripted.
-pub(crate) async fn nextcloud() -> Fake {
-    let nc = Fake::start().await;
-    nc.on(
-        Method::GET,
-        "/ocs/v2.php/cloud/capabilities",
-        StatusCode::OK,
-        ocs_ok(
-            &json!({"version": {"major": 31}, "capabilities": {"theming": {"instanceid": "octestinstance"}}}),
-        ),
-    );
-    nc.on(Method::PUT, "/ocs/v1.php/apps/app_api/ex-app/status", StatusCode::OK, ocs_ok(&json!([])));
-    nc.on(
-        Method::GET,
-        "/ocs/v2.php/cloud/users/admin",
-        StatusCode::OK,
-        ocs_ok(&json!({"id":"admin","groups":["admin"]})),
-    );
-    nc.on(
-        Method::GET,
-        "/ocs/v2.php/cloud/users/alice",
-        StatusCode::OK,
-        ocs_ok(&json!({"id":"alice","groups":["staff"]})),
-    );
-    nc
+/// A gate a scripted answer waits at until the test opens it, so a test decides when a fake
+/// answers instead of guessing with a delay. Starts closed; stays open once opened.
+#[derive(Clone)]
+pub(crate) struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub(crate) fn closed() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    pub(crate) fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the gate is open.
+    pub(crate) async fn pass(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+    }
 }

@@ -1,11 +1,16 @@
-//! `TestApp`: Waggle built from a settings map, bound to 127.0.0.1:0 (or a unix socket) with a
-//! temporary storage directory, wired to a fake Nextcloud.
+//! The test harness: `TestApp` (Waggle built from a settings map, bound to 127.0.0.1:0 or a unix
+//! socket, with a temporary storage directory, wired to the fakes in `fakes/`), the `waggle` binary
+//! as a subprocess, the shared fixtures (secrets, the tenant key, the clock), and `wait_until`, the
+//! one way a test waits: for a condition, with a deadline, never for a fixed time.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use waggle::{App, Settings};
@@ -14,6 +19,51 @@ use crate::fakes::{self, Fake};
 
 pub(crate) const SECRET: &str = "test-secret-0123456789";
 pub(crate) const APP_ID: &str = "waggle";
+/// The pre-provisioned tenant key every `TestApp` starts with (unless a test clears it).
+pub(crate) const TENANT_KEY: &str = "tenant-key-for-tests-0123456789abcdef";
+pub(crate) const TENANT_KEY_ID: &str = "k-test-1";
+/// The `waggle` binary built for these tests.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_waggle");
+
+/// How often a waiting test looks at its condition again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Unix seconds now.
+pub(crate) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+pub(crate) fn appapi_token(user: &str, secret: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
+}
+
+/// Waits until `condition` holds, or panics naming `what` after `timeout`.
+pub(crate) async fn wait_until(what: &str, timeout: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`wait_until`] for tests without an async runtime.
+pub(crate) fn wait_until_blocking(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A port nothing listens on (bound, read, released).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A base URL where nothing listens: connections are refused.
+pub(crate) fn closed_url() -> String {
+    format!("http://127.0.0.1:{}/", free_port())
+}
 
 pub(crate) struct TestApp {
     pub(crate) addr: Option<SocketAddr>,
@@ -22,7 +72,7 @@ pub(crate) struct TestApp {
     /// Owned temporary storage, unless the test passed its own directory.
     _storage: Option<tempfile::TempDir>,
     storage_path: PathBuf,
-    pub(crate) state: waggle::state::AppState,
+    state: waggle::state::AppState,
     stop: CancellationToken,
     handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -52,6 +102,16 @@ impl Builder {
         self
     }
 
+    /// Points `WAGGLE_SERVICE_URL` at this fake SaaS.
+    pub(crate) fn saas(self, saas: &Fake) -> Self {
+        self.env("WAGGLE_SERVICE_URL", &saas.url())
+    }
+
+    /// Starts without a tenant key (tests of provisioning).
+    pub(crate) fn without_tenant_key(self) -> Self {
+        self.env("WAGGLE_TENANT_KEY", "").env("WAGGLE_TENANT_KEY_ID", "")
+    }
+
     pub(crate) async fn spawn(self) -> TestApp {
         let (owned, storage_path) = match self.storage {
             Some(path) => (None, path),
@@ -63,7 +123,7 @@ impl Builder {
         };
         let nc = match self.nc {
             Some(nc) => nc,
-            None => fakes::nextcloud().await,
+            None => fakes::nextcloud::nextcloud().await,
         };
         let mut env: HashMap<String, String> = [
             ("APP_ID", APP_ID),
@@ -74,8 +134,8 @@ impl Builder {
             ("AA_VERSION", "5.0.2"),
             ("WAGGLE_SERVER__SHUTDOWN_GRACE_SECS", "2"),
             // A pre-provisioned key by default; tests of provisioning clear both with "".
-            ("WAGGLE_TENANT_KEY", crate::saas_proxy::TENANT_KEY),
-            ("WAGGLE_TENANT_KEY_ID", crate::saas_proxy::TENANT_KEY_ID),
+            ("WAGGLE_TENANT_KEY", TENANT_KEY),
+            ("WAGGLE_TENANT_KEY_ID", TENANT_KEY_ID),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -127,8 +187,121 @@ impl TestApp {
     pub(crate) fn storage_path(&self) -> PathBuf {
         self.storage_path.clone()
     }
+
+    // --- Looking inside (the harness is the one place that knows Waggle's internals) ---------------
+
+    /// A counter's value.
+    pub(crate) fn metric(&self, name: &str) -> u64 {
+        self.state.metrics.get(name)
+    }
+
+    /// Names of the counters that were touched.
+    pub(crate) fn metric_names(&self) -> Vec<String> {
+        self.state.metrics.snapshot().into_keys().collect()
+    }
+
+    /// Whether Nextcloud last enabled the app.
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.state.lifecycle.is_enabled()
+    }
+
+    /// The tenant key state as the admin status shows it.
+    pub(crate) fn key_status(&self) -> Value {
+        serde_json::to_value(self.state.keys.status()).unwrap()
+    }
+
+    /// Whether `key_id` still verifies `/nc` requests.
+    pub(crate) fn key_verifies(&self, key_id: &str) -> bool {
+        self.state.keys.verification_key(key_id).is_some()
+    }
+
+    /// Events waiting in the outbox.
+    pub(crate) async fn queue_depth(&self) -> u64 {
+        self.state.outbox.stats(0).await.unwrap().depth
+    }
+
+    /// Dead-lettered events.
+    pub(crate) async fn dead_letters(&self) -> u64 {
+        self.state.outbox.stats(0).await.unwrap().dead_letters
+    }
+
+    /// Commits `events` to the outbox (as reconciliation would) and wakes the delivery worker.
+    pub(crate) async fn enqueue(&self, events: Vec<waggle::events::Event>) {
+        let now_ms = i64::try_from(now() * 1000).unwrap();
+        self.state.outbox.enqueue(events, now_ms).await.unwrap();
+        self.state.events_wakeup.wake();
+    }
+
+    /// The newest audit rows (newest first), optionally for one user.
+    pub(crate) async fn audit(&self, user: Option<&str>) -> Vec<waggle::store::AuditRecord> {
+        self.state.store.audit_recent(user.map(str::to_owned), 50).await.unwrap()
+    }
 }
 
-pub(crate) fn appapi_token(user: &str, secret: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"))
+/// The `waggle` binary running as a subprocess, its stderr captured when asked.
+pub(crate) struct Process {
+    child: Child,
+    logs: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Process {
+    /// A `Command` for the binary with exactly `vars` as its environment.
+    pub(crate) fn command(vars: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear().stdin(Stdio::null());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Spawns `cmd`; with `capture_logs`, stderr is collected (see [`Self::logs`]), else discarded.
+    pub(crate) fn spawn(mut cmd: Command, capture_logs: bool) -> Self {
+        cmd.stdout(Stdio::null()).stderr(if capture_logs { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().unwrap();
+        let logs = child.stderr.take().map(|mut stderr| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+                s
+            })
+        });
+        Self { child, logs }
+    }
+
+    /// Waits until `GET /heartbeat` on `port` answers.
+    pub(crate) async fn wait_up(&self, client: &reqwest::Client, port: u16) {
+        let url = format!("http://127.0.0.1:{port}/heartbeat");
+        wait_until("waggle answers /heartbeat", Duration::from_secs(20), async || {
+            client.get(&url).send().await.is_ok()
+        })
+        .await;
+    }
+
+    /// Sends SIGTERM.
+    pub(crate) fn sigterm(&self) {
+        let kill = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(kill.success());
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub(crate) fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits (blocking) for the process to exit.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut status = None;
+        wait_until_blocking("the process exits", timeout, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
+    }
+
+    /// The captured stderr, once the process has exited.
+    pub(crate) fn logs(self) -> String {
+        self.logs.expect("logs captured").join().unwrap()
+    }
 }

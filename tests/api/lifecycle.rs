@@ -6,8 +6,9 @@ use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use crate::fakes::ocs_ok;
-use crate::harness::{APP_ID, SECRET, TestApp, appapi_token};
+use crate::fakes::nextcloud::STATUS;
+use crate::fakes::{Gate, ocs_ok};
+use crate::harness::{APP_ID, SECRET, TestApp, appapi_token, wait_until};
 
 #[tokio::test]
 async fn heartbeat_answers_ok_without_auth() {
@@ -86,13 +87,7 @@ async fn init_reports_progress_and_nextcloud_enables_while_the_report_is_open() 
     assert!(report.header("cookie").is_none());
 
     // The enable call inside the report reached the app.
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while !app.state.lifecycle.is_enabled() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("app enabled");
+    wait_until("the app is enabled", Duration::from_secs(5), async || app.is_enabled()).await;
     app.stop().await.unwrap();
 }
 
@@ -117,16 +112,23 @@ async fn init_failure_is_reported_as_an_error() {
 #[tokio::test]
 async fn concurrent_inits_share_one_run() {
     let app = TestApp::spawn().await;
-    // Slow progress reports keep the first run busy while the second /init arrives.
-    app.nc.on_async(Method::PUT, "/ocs/v1.php/apps/app_api/ex-app/status", None, |_| async {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        (StatusCode::OK, axum::Json(ocs_ok(&json!([])))).into_response()
+    // Progress reports wait at a gate, so the first run is still busy when the second /init arrives.
+    let gate = Gate::closed();
+    let g = gate.clone();
+    app.nc.on_async(Method::PUT, STATUS, None, move |_| {
+        let g = g.clone();
+        async move {
+            g.pass().await;
+            (StatusCode::OK, axum::Json(ocs_ok(&json!([])))).into_response()
+        }
     });
     let (a, b) = tokio::join!(
         app.request(Method::POST, "/init", "").send(),
         app.request(Method::POST, "/init", "").send()
     );
     assert_eq!((a.unwrap().status(), b.unwrap().status()), (StatusCode::OK, StatusCode::OK));
+    // Both calls were answered, so both have started or joined a run; let the run proceed.
+    gate.open();
     app.nc.wait_for(Duration::from_secs(10), |log| log.iter().any(|r| r.json()["progress"] == 100)).await;
     let first_steps = app.nc.requests().iter().filter(|r| r.json()["progress"] == 10).count();
     assert_eq!(first_steps, 1, "one init run for two concurrent /init calls");
@@ -137,10 +139,10 @@ async fn enabled_toggles_and_rejects_bad_values() {
     let app = TestApp::spawn().await;
     let r = app.request(Method::PUT, "/enabled?enabled=1", "").send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": ""}));
-    assert!(app.state.lifecycle.is_enabled());
+    assert!(app.is_enabled());
     let r = app.request(Method::PUT, "/enabled?enabled=0", "").send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"error": ""}));
-    assert!(!app.state.lifecycle.is_enabled());
+    assert!(!app.is_enabled());
     let r = app.request(Method::PUT, "/enabled?enabled=yes", "").send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(!r.json::<Value>().await.unwrap()["error"].as_str().unwrap().is_empty());
@@ -156,22 +158,36 @@ async fn enable_fails_with_a_message_when_storage_is_unusable() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("storage"), "{body}");
-    assert!(!app.state.lifecycle.is_enabled());
+    assert!(!app.is_enabled());
 }
 
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests() {
     let app = TestApp::spawn().await;
-    // A slow OCS answer keeps an admin request in flight while we stop.
-    app.nc.on_async(Method::GET, "/ocs/v2.php/cloud/users/admin", None, |_| async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        (StatusCode::OK, axum::Json(ocs_ok(&json!({"groups":["admin"]})))).into_response()
+    // An OCS answer held at a gate keeps an admin request in flight while we stop.
+    let gate = Gate::closed();
+    let g = gate.clone();
+    app.nc.on_async(Method::GET, "/ocs/v2.php/cloud/users/admin", None, move |_| {
+        let g = g.clone();
+        async move {
+            g.pass().await;
+            (StatusCode::OK, axum::Json(ocs_ok(&json!({"groups":["admin"]})))).into_response()
+        }
     });
     let request = app.request(Method::GET, "/admin/status", "admin").send();
     let in_flight = tokio::spawn(request);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.nc
+        .wait_for(Duration::from_secs(5), |log| {
+            log.iter().any(|r| r.path() == "/ocs/v2.php/cloud/users/admin")
+        })
+        .await;
     let url = app.url("/heartbeat");
-    app.stop().await.unwrap();
+    let stopping = tokio::spawn(app.stop());
+    // The listener closes first; the request is still in flight.
+    wait_until("the app stops accepting", Duration::from_secs(5), async || reqwest::get(&url).await.is_err())
+        .await;
+    gate.open();
+    stopping.await.unwrap().unwrap();
     let r = in_flight.await.unwrap().unwrap();
     assert_eq!(r.status(), 200, "the in-flight request completed");
     assert!(reqwest::get(url).await.is_err(), "no longer accepting");

@@ -1,22 +1,19 @@
 //! The binary end to end: Waggle as a subprocess with debug logs, the `waggle nc-call` reference
 //! client and a hand-signed request against it, and a scan of every log line for secrets.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::IntoResponse;
 use waggle::signing::{CallbackRequest, SigningKey, sign_callback};
 
 use crate::fakes::{self, Recorded};
-use crate::harness::{APP_ID, SECRET, appapi_token};
-use crate::saas_proxy::{TENANT_KEY, TENANT_KEY_ID, now};
-
-const BIN: &str = env!("CARGO_BIN_EXE_waggle");
+use crate::harness::{APP_ID, BIN, Process, SECRET, TENANT_KEY, TENANT_KEY_ID, appapi_token, free_port, now};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nc_call_works_end_to_end_and_no_secret_or_signature_reaches_the_logs() {
-    let nc = fakes::nextcloud().await;
+    let nc = fakes::nextcloud::nextcloud().await;
     nc.on_async(
         Method::from_bytes(b"PROPFIND").unwrap(),
         "/remote.php/dav/files/alice/",
@@ -26,37 +23,25 @@ async fn nc_call_works_end_to_end_and_no_secret_or_signature_reaches_the_logs() 
         },
     );
     let storage = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .envs([
+    let port = free_port().to_string();
+    let nc_url = nc.url();
+    let mut child = Process::spawn(
+        Process::command(&[
             ("APP_SECRET", SECRET),
             ("APP_ID", APP_ID),
             ("APP_PORT", port.as_str()),
             ("APP_PERSISTENT_STORAGE", storage.path().to_str().unwrap()),
-            ("NEXTCLOUD_URL", nc.url().as_str()),
+            ("NEXTCLOUD_URL", nc_url.as_str()),
             ("WAGGLE_TENANT_KEY", TENANT_KEY),
             ("WAGGLE_TENANT_KEY_ID", TENANT_KEY_ID),
             ("RUST_LOG", "trace"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let logs = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
+        ]),
+        true,
+    );
     let base = format!("http://127.0.0.1:{port}");
     waggle::tls::install_provider();
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{base}/heartbeat")).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "waggle did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    child.wait_up(&client, port.parse().unwrap()).await;
 
     // 1. The reference client.
     let out = tokio::task::spawn_blocking({
@@ -116,14 +101,9 @@ async fn nc_call_works_end_to_end_and_no_secret_or_signature_reaches_the_logs() 
         assert!(r.status() == 207 || r.status() == 401);
     }
 
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let logs = logs.join().unwrap();
+    child.sigterm();
+    child.wait_exit(Duration::from_secs(15));
+    let logs = child.logs();
     assert!(logs.contains("nc call"), "the audit line is logged: {logs}");
     assert!(logs.contains("callback signature refused"), "the forgery is logged");
     for secret in [

@@ -1,46 +1,22 @@
 //! `/api` and `/auth` to a fake SaaS on loopback: every request arrives signed (checked with Waggle's
 //! own verifier), streamed, and without Nextcloud's secrets.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use waggle::signing::{Message, VerifyPolicy, content_digest_value, verify_request};
 
+use crate::fakes::saas::echo as saas;
 use crate::fakes::{Fake, Recorded};
-use crate::harness::{SECRET, TestApp, appapi_token};
+use crate::harness::{SECRET, TENANT_KEY, TENANT_KEY_ID, TestApp, appapi_token, closed_url, now};
 
-pub(crate) const TENANT_KEY: &str = "tenant-key-for-tests-0123456789abcdef";
-pub(crate) const TENANT_KEY_ID: &str = "k-test-1";
-
-pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// A fake SaaS that echoes what it got: method, path, query, body digest.
-pub(crate) async fn saas() -> Fake {
-    let saas = Fake::start().await;
-    for method in [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-        for path in ["/api/echo", "/auth/echo", "/api/v1/files"] {
-            saas.on_async(method.clone(), path, None, |r: Recorded| async move {
-                let body = json!({
-                    "method": r.method.as_str(),
-                    "uri": r.uri,
-                    "len": r.body.len(),
-                });
-                (StatusCode::OK, axum::Json(body)).into_response()
-            });
-        }
-    }
-    saas
-}
-
-pub(crate) async fn app_with(saas: &Fake, extra: &[(&str, &str)]) -> TestApp {
+async fn app_with(saas: &Fake, extra: &[(&str, &str)]) -> TestApp {
     let mut b = TestApp::builder()
         .env("WAGGLE_SERVICE_URL", &saas.url())
         .env("WAGGLE_TENANT_KEY", TENANT_KEY)
@@ -53,7 +29,7 @@ pub(crate) async fn app_with(saas: &Fake, extra: &[(&str, &str)]) -> TestApp {
 }
 
 /// Verifies a recorded upstream request with Waggle's verifier and the API policy.
-pub(crate) fn assert_signed(r: &Recorded, authority: &str, user: &str) {
+fn assert_signed(r: &Recorded, authority: &str, user: &str) {
     let (path, query) = match r.uri.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (r.uri.as_str(), None),
@@ -315,10 +291,7 @@ async fn sse_events_arrive_before_the_stream_ends() {
 
 #[tokio::test]
 async fn saas_down_is_502_and_slow_headers_are_504() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let down_url = format!("http://127.0.0.1:{port}/");
+    let down_url = closed_url();
     let app = TestApp::builder()
         .env("WAGGLE_SERVICE_URL", &down_url)
         .env("WAGGLE_TENANT_KEY", TENANT_KEY)
@@ -330,9 +303,10 @@ async fn saas_down_is_502_and_slow_headers_are_504() {
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "upstream_unreachable");
 
     let saas = saas().await;
+    // Accepts the request and never answers it.
     saas.on_async(Method::GET, "/api/slow", None, |_| async {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        "late".into_response()
+        std::future::pending::<()>().await;
+        "never".into_response()
     });
     let app = app_with(&saas, &[("WAGGLE_PROXY__HEADER_TIMEOUT_SECS", "1")]).await;
     let r = app.request(Method::GET, "/api/slow", "alice").send().await.unwrap();
@@ -343,18 +317,27 @@ async fn saas_down_is_502_and_slow_headers_are_504() {
 #[tokio::test]
 async fn a_reset_mid_body_reaches_the_client_as_a_broken_body() {
     let saas = saas().await;
-    saas.on_async(Method::GET, "/api/broken", None, |_| async {
-        let first = futures_util::stream::once(async { Ok(Bytes::from(vec![b'x'; 1000])) });
-        let reset = futures_util::stream::once(async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"))
-        });
-        let chunks = first.chain(reset);
-        Response::builder().header("content-length", "100000").body(Body::from_stream(chunks)).unwrap()
+    // The reset comes once the client has the response headers.
+    let (reset_now, gate) = tokio::sync::oneshot::channel::<()>();
+    let gate = std::sync::Mutex::new(Some(gate));
+    saas.on_async(Method::GET, "/api/broken", None, move |_| {
+        let gate = gate.lock().unwrap().take();
+        async move {
+            let first = futures_util::stream::once(async { Ok(Bytes::from(vec![b'x'; 1000])) });
+            let reset = futures_util::stream::once(async move {
+                if let Some(gate) = gate {
+                    let _ = gate.await;
+                }
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"))
+            });
+            let chunks = first.chain(reset);
+            Response::builder().header("content-length", "100000").body(Body::from_stream(chunks)).unwrap()
+        }
     });
     let app = app_with(&saas, &[]).await;
     let r = app.request(Method::GET, "/api/broken", "alice").send().await.unwrap();
     assert_eq!(r.status(), 200, "headers were already sent");
+    reset_now.send(()).unwrap();
     assert!(r.bytes().await.is_err(), "the client sees a truncated body, not a complete one");
 }
 

@@ -1,187 +1,27 @@
 //! WebSockets on `/api/*` and `/auth/*` over real loopback sockets: a tokio-tungstenite client → Waggle
 //! → a fake SaaS (axum) that verifies the signed handshake before upgrading and echoes frames.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::handshake::client::Response as HandshakeResponse;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use waggle::signing::{self, VerifyPolicy};
+use waggle::signing;
 
-use crate::harness::{APP_ID, SECRET, TestApp, appapi_token};
+use crate::fakes::saas_ws::{FakeSaas, Seen};
+use crate::harness::{APP_ID, SECRET, TestApp, appapi_token, closed_url};
 
-const KEY: &str = "tenant-key-for-ws-tests-0123456789abcdef";
-const KEY_ID: &str = "k-ws-1";
 const WAIT: Duration = Duration::from_secs(5);
-
-// --- The fake SaaS ----------------------------------------------------------------------------------
-
-/// What the fake SaaS saw on one socket.
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    Text(String),
-    Binary(Vec<u8>),
-    Ping(Vec<u8>),
-    Pong(Vec<u8>),
-    Close(Option<(u16, String)>),
-}
-
-/// One handshake as it arrived, and whether its signature verified.
-#[derive(Debug, Clone)]
-struct Handshake {
-    path: String,
-    headers: HeaderMap,
-    verified: Result<(), String>,
-}
-
-impl Handshake {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-#[derive(Default)]
-struct Log {
-    connections: AtomicUsize,
-    handshakes: Mutex<Vec<Handshake>>,
-    frames: Mutex<Vec<Seen>>,
-    changed: Notify,
-}
-
-#[derive(Clone)]
-struct FakeSaas {
-    addr: SocketAddr,
-    log: Arc<Log>,
-}
-
-impl FakeSaas {
-    async fn start() -> Self {
-        let log = Arc::new(Log::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let counted = log.clone();
-        let listener = listener.tap_io(move |_| {
-            counted.connections.fetch_add(1, Ordering::SeqCst);
-        });
-        let app = Router::new()
-            .route("/api/ws", get(handshake))
-            .route("/auth/ws", get(handshake))
-            .route("/api/forbidden", get(|| async { (StatusCode::FORBIDDEN, "no websockets for you") }))
-            .with_state(log.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, log }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    fn connections(&self) -> usize {
-        self.log.connections.load(Ordering::SeqCst)
-    }
-
-    fn handshakes(&self) -> Vec<Handshake> {
-        self.log.handshakes.lock().unwrap().clone()
-    }
-
-    fn frames(&self) -> Vec<Seen> {
-        self.log.frames.lock().unwrap().clone()
-    }
-
-    /// Waits until `pred` holds over the frames seen, or panics.
-    async fn wait_for_frames(&self, pred: impl Fn(&[Seen]) -> bool) -> Vec<Seen> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let notified = self.log.changed.notified();
-            let frames = self.frames();
-            if pred(&frames) {
-                return frames;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("the fake SaaS did not see the expected frames; saw {:#?}", self.frames());
-            }
-        }
-    }
-}
-
-/// Verifies the signed handshake (refusing with 401 when it does not verify), records it, then
-/// upgrades (choosing `chat` when offered) and echoes.
-async fn handshake(State(log): State<Arc<Log>>, upgrade: WebSocketUpgrade, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    let verified = verify(&parts.method, &parts.uri, &parts.headers);
-    let ok = verified.is_ok();
-    log.handshakes.lock().unwrap().push(Handshake {
-        path: parts.uri.path().to_owned(),
-        headers: parts.headers.clone(),
-        verified,
-    });
-    log.changed.notify_waiters();
-    if !ok {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    upgrade.protocols(["chat"]).on_upgrade(move |socket| echo(socket, log))
-}
-
-fn verify(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let authority = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let message =
-        signing::Message { method, scheme: "http", authority, path: uri.path(), query: uri.query(), headers };
-    signing::verify_request(&message, |id| (id == KEY_ID).then_some(KEY.as_bytes()), &VerifyPolicy::api(now))
-        .map_err(|e| e.to_string())?;
-    let digest = headers.get("content-digest").and_then(|v| v.to_str().ok()).ok_or("no content-digest")?;
-    signing::verify_content_digest(digest, b"").map_err(|e| e.to_string())
-}
-
-/// Echoes text and binary; `close-me` makes it close with 4001.
-async fn echo(mut socket: WebSocket, log: Arc<Log>) {
-    while let Some(Ok(msg)) = socket.recv().await {
-        let seen = match &msg {
-            ws::Message::Text(t) => Seen::Text(t.as_str().to_owned()),
-            ws::Message::Binary(b) => Seen::Binary(b.to_vec()),
-            ws::Message::Ping(p) => Seen::Ping(p.to_vec()),
-            ws::Message::Pong(p) => Seen::Pong(p.to_vec()),
-            ws::Message::Close(c) => Seen::Close(c.as_ref().map(|c| (c.code, c.reason.as_str().to_owned()))),
-        };
-        log.frames.lock().unwrap().push(seen);
-        log.changed.notify_waiters();
-        let reply = match msg {
-            ws::Message::Text(t) if t.as_str() == "close-me" => {
-                ws::Message::Close(Some(ws::CloseFrame { code: 4001, reason: "server bye".into() }))
-            }
-            m @ (ws::Message::Text(_) | ws::Message::Binary(_)) => m,
-            // Pings are answered by axum; after a close, the next `recv` flushes the reply and ends.
-            _ => continue,
-        };
-        if socket.send(reply).await.is_err() {
-            break;
-        }
-    }
-}
 
 // --- Waggle and the client --------------------------------------------------------------------------
 
 async fn waggle(saas_url: &str, extra: &[(&str, &str)]) -> TestApp {
-    let mut builder = TestApp::builder()
-        .env("WAGGLE_SERVICE_URL", saas_url)
-        .env("WAGGLE_TENANT_KEY", KEY)
-        .env("WAGGLE_TENANT_KEY_ID", KEY_ID);
+    let mut builder = TestApp::builder().env("WAGGLE_SERVICE_URL", saas_url);
     for (k, v) in extra {
         builder = builder.env(k, v);
     }
@@ -343,14 +183,7 @@ async fn pings_from_the_client_reach_the_saas_and_its_pong_comes_back() {
 #[tokio::test]
 async fn a_saas_that_never_answers_the_handshake_is_504() {
     // Accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let (addr, holder) = crate::fakes::saas_ws::silent().await;
     let app = waggle(&format!("http://{addr}/"), &[("WAGGLE_PROXY__HEADER_TIMEOUT_SECS", "1")]).await;
     assert_eq!(refused_status(open(&app, "/api/ws", true, &[]).await), 504);
     app.stop().await.unwrap();
@@ -375,7 +208,7 @@ async fn an_upgrade_without_appapi_headers_is_401_and_never_reaches_the_saas() {
     let saas = FakeSaas::start().await;
     let app = waggle(&saas.url(), &[]).await;
     assert_eq!(refused_status(open(&app, "/api/ws", false, &[]).await), 401);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The refusal is answered before any connection is opened, so none can be pending now.
     assert_eq!(saas.connections(), 0);
     app.stop().await.unwrap();
 }
@@ -390,7 +223,7 @@ async fn without_a_tenant_key_the_upgrade_is_503_and_never_connects() {
         .spawn()
         .await;
     assert_eq!(refused_status(open(&app, "/api/ws", true, &[]).await), 503);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The refusal is answered before any connection is opened, so none can be pending now.
     assert_eq!(saas.connections(), 0);
     app.stop().await.unwrap();
 }
@@ -401,18 +234,14 @@ async fn a_cross_origin_upgrade_is_refused_before_connecting() {
     let app = waggle(&saas.url(), &[]).await;
     let result = open(&app, "/api/ws", true, &[("origin", "https://evil.example")]).await;
     assert_eq!(refused_status(result), 403);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The refusal is answered before any connection is opened, so none can be pending now.
     assert_eq!(saas.connections(), 0);
     app.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn saas_down_is_502_without_an_upgrade() {
-    let closed = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap()
-    };
-    let app = waggle(&format!("http://{closed}/"), &[]).await;
+    let app = waggle(&closed_url(), &[]).await;
     assert_eq!(refused_status(open(&app, "/api/ws", true, &[]).await), 502);
     app.stop().await.unwrap();
 }

@@ -5,67 +5,33 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::IntoResponse;
 use serde_json::{Value, json};
 use waggle::signing::{
-    CallbackRequest, Component, Message, Purpose, SigningKey, VerifyPolicy, content_digest_value,
-    sign_callback, sign_request, verify_request,
+    CallbackRequest, Component, Message, Purpose, SigningKey, content_digest_value, sign_callback,
+    sign_request,
 };
 
-use crate::fakes::{Fake, Recorded, ocs_ok};
-use crate::harness::{APP_ID, SECRET, TestApp, appapi_token};
-use crate::saas_proxy::now;
+use crate::fakes::nextcloud::progress;
+use crate::fakes::saas::verify_api;
+use crate::fakes::{self, Fake, Recorded, ocs_ok};
+use crate::harness::{APP_ID, SECRET, TestApp, appapi_token, now, wait_until};
 
 const KEY_1: &str = "bootstrapped-tenant-key-aaaaaaaaaaaaaaaa";
 const KEY_2: &str = "rotated-tenant-key-bbbbbbbbbbbbbbbbbbbbbb";
 
-fn key_answer(id: &str, key: &str) -> Value {
-    json!({ "status": "active", "key_id": id, "tenant_key": key, "organization": "Acme" })
-}
-
 /// A fake SaaS whose bootstrap answers with `KEY_1` after `delay`.
 async fn saas_with_bootstrap(delay: Duration) -> Fake {
-    let saas = Fake::start().await;
-    saas.on_async(Method::POST, "/waggle/v1/bootstrap", None, move |_| async move {
-        tokio::time::sleep(delay).await;
-        (StatusCode::OK, axum::Json(key_answer("k-1", KEY_1))).into_response()
-    });
-    saas.on(Method::GET, "/api/echo", StatusCode::OK, json!({"ok": true}));
-    saas
+    fakes::saas::key_service("k-1", KEY_1, delay).await
 }
 
 fn builder(saas: &Fake) -> crate::harness::Builder {
     TestApp::builder()
-        .env("WAGGLE_SERVICE_URL", &saas.url())
-        .env("WAGGLE_TENANT_KEY", "")
-        .env("WAGGLE_TENANT_KEY_ID", "")
+        .saas(saas)
+        .without_tenant_key()
         .env("WAGGLE_PAIRING_CODE", "PAIR-1234")
         .env("WAGGLE_NC_PUBLIC_URL", "https://cloud.example.com")
         .env("WAGGLE_KEYS__POLL_MIN_MS", "50")
         .env("WAGGLE_KEYS__POLL_MAX_MS", "200")
-}
-
-async fn nextcloud_with_admin() -> Fake {
-    let nc = crate::fakes::nextcloud().await;
-    nc.on(
-        Method::GET,
-        "/ocs/v2.php/cloud/groups/admin/users",
-        StatusCode::OK,
-        ocs_ok(&json!({"users": ["root", "admin"]})),
-    );
-    nc.on(
-        Method::GET,
-        "/ocs/v2.php/cloud/users/admin",
-        StatusCode::OK,
-        ocs_ok(&json!({"id": "admin", "email": "admin@example.com", "displayname": "The Admin", "groups": ["admin"]})),
-    );
-    nc.on(
-        Method::GET,
-        "/ocs/v2.php/cloud/users/root",
-        StatusCode::OK,
-        ocs_ok(&json!({"id": "root", "email": "", "groups": ["admin"]})),
-    );
-    nc
 }
 
 async fn init_and_wait(app: &TestApp) -> Vec<Recorded> {
@@ -78,10 +44,6 @@ async fn init_and_wait(app: &TestApp) -> Vec<Recorded> {
         .await
 }
 
-fn progress(log: &[Recorded]) -> Vec<Value> {
-    log.iter().filter(|r| r.path().ends_with("/ex-app/status")).map(Recorded::json).collect()
-}
-
 async fn key_state(app: &TestApp) -> Value {
     let r = app.request(Method::GET, "/admin/tenant-key", "admin").send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -89,19 +51,11 @@ async fn key_state(app: &TestApp) -> Value {
     v["tenant_key"].clone()
 }
 
-fn verify_api(r: &Recorded, authority: &str, key_id: &str, key: &str) -> Result<(), String> {
-    let (path, query) = r.uri.split_once('?').map_or((r.uri.as_str(), None), |(p, q)| (p, Some(q)));
-    let m = Message { method: &r.method, scheme: "http", authority, path, query, headers: &r.headers };
-    verify_request(&m, |id| (id == key_id).then_some(key.as_bytes()), &VerifyPolicy::api(now()))
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
 #[tokio::test]
 async fn first_install_bootstraps_stores_encrypted_and_a_restart_keeps_the_key() {
     let saas = saas_with_bootstrap(Duration::ZERO).await;
     let storage = tempfile::tempdir().unwrap();
-    let nc = nextcloud_with_admin().await;
+    let nc = fakes::nextcloud::with_admins().await;
     let app = builder(&saas).storage(storage.path()).nextcloud(&nc).spawn().await;
     let log = init_and_wait(&app).await;
     assert_eq!(progress(&log).last().unwrap()["progress"], 100, "{:?}", progress(&log));
@@ -151,35 +105,20 @@ async fn first_install_bootstraps_stores_encrypted_and_a_restart_keeps_the_key()
 
 #[tokio::test]
 async fn a_pending_answer_keeps_init_below_100_until_approval() {
-    let saas = Fake::start().await;
-    let poll = format!("{}waggle/v1/bootstrap/pending/p1", saas.url());
-    let pending =
-        json!({"status": "pending", "poll_url": poll, "retry_after": 0, "message": "awaiting approval"});
-    saas.on(Method::POST, "/waggle/v1/bootstrap", StatusCode::ACCEPTED, pending.clone());
-    saas.on(Method::GET, "/waggle/v1/bootstrap/pending/p1", StatusCode::OK, key_answer("k-1", KEY_1));
-    // The first two polls stay pending, the third approves (the newest rule wins while it has uses).
-    saas.on_async(Method::GET, "/waggle/v1/bootstrap/pending/p1", Some(2), move |_| {
-        let p = pending.clone();
-        async move { (StatusCode::ACCEPTED, axum::Json(p)).into_response() }
-    });
+    // The first two polls stay pending, the third approves.
+    let saas = fakes::saas::key_service_pending("k-1", KEY_1, "awaiting approval", 2).await;
     let app = builder(&saas).spawn().await;
     let r = app.request(Method::POST, "/init", "").send().await.unwrap();
     assert_eq!(r.status(), 200);
     // While pending, the admin status says so.
-    let mut saw_pending = false;
-    for _ in 0..50 {
-        let s = key_state(&app).await;
-        if s["state"] == "pending" {
-            assert_eq!(s["message"], "awaiting approval");
-            saw_pending = true;
-            break;
-        }
-        if s["state"] == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(saw_pending, "the pending state is visible");
+    let mut seen = Value::Null;
+    wait_until("the key state leaves `none`", Duration::from_secs(5), async || {
+        seen = key_state(&app).await;
+        seen["state"] == "pending" || seen["state"] == "active"
+    })
+    .await;
+    assert_eq!(seen["state"], "pending", "the pending state is visible");
+    assert_eq!(seen["message"], "awaiting approval");
     let log =
         app.nc.wait_for(Duration::from_secs(15), |log| log.iter().any(|r| r.json()["progress"] == 100)).await;
     assert!(saas.requests_to("/waggle/v1/bootstrap/pending/p1").len() >= 3);
@@ -193,13 +132,12 @@ async fn a_pending_answer_keeps_init_below_100_until_approval() {
 
 #[tokio::test]
 async fn a_bootstrap_failure_is_reported_through_the_init_progress_error() {
-    let saas = Fake::start().await;
-    saas.on(
-        Method::POST,
-        "/waggle/v1/bootstrap",
+    let saas = fakes::saas::key_service_refusing(
         StatusCode::FORBIDDEN,
-        json!({"error": {"code": "pairing_required", "message": "enter the pairing code from the admin console"}}),
-    );
+        "pairing_required",
+        "enter the pairing code from the admin console",
+    )
+    .await;
     let app = builder(&saas).spawn().await;
     let log = init_and_wait(&app).await;
     let error =
@@ -225,7 +163,12 @@ async fn concurrent_inits_and_triggers_make_one_bootstrap_request() {
     app.nc.wait_for(Duration::from_secs(10), |log| log.iter().any(|r| r.json()["progress"] == 100)).await;
     let r = app.request(Method::POST, "/init", "").send().await.unwrap();
     assert_eq!(r.status(), 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The second init finishes (its key step finds the key) without asking the SaaS again.
+    app.nc
+        .wait_for(Duration::from_secs(10), |log| {
+            progress(log).iter().filter(|p| p["progress"] == 100).count() >= 2
+        })
+        .await;
     assert_eq!(saas.requests_to("/waggle/v1/bootstrap").len(), 1);
 }
 
@@ -240,8 +183,8 @@ async fn a_wrong_app_secret_or_a_corrupt_file_stops_signing_with_a_clear_error_a
 
     // Restart with another APP_SECRET.
     let app = builder(&saas).storage(storage.path()).env("APP_SECRET", "a-different-secret").spawn().await;
-    let state = app.state.keys.status();
-    let text = serde_json::to_value(&state).unwrap();
+    let state = app.key_status();
+    let text = state;
     assert_eq!(text["state"], "error");
     assert!(text["message"].as_str().unwrap().contains("APP_SECRET"), "{text}");
     let token = appapi_token("alice", "a-different-secret");
@@ -264,19 +207,14 @@ async fn a_wrong_app_secret_or_a_corrupt_file_stops_signing_with_a_clear_error_a
     bytes[mid] ^= 0xff;
     std::fs::write(&file, &bytes).unwrap();
     let app = builder(&saas).storage(storage.path()).spawn().await;
-    assert_eq!(serde_json::to_value(app.state.keys.status()).unwrap()["state"], "error");
+    assert_eq!(app.key_status()["state"], "error");
     let log = init_and_wait(&app).await;
     let error = progress(&log).iter().find_map(|v| v["error"].as_str().map(str::to_owned)).unwrap();
     assert!(error.contains("cannot be decrypted"), "{error}");
     app.stop().await.unwrap();
     std::fs::write(&file, &bytes[..10]).unwrap();
     let app = builder(&saas).storage(storage.path()).spawn().await;
-    assert!(
-        serde_json::to_value(app.state.keys.status()).unwrap()["message"]
-            .as_str()
-            .unwrap()
-            .contains("truncated")
-    );
+    assert!(app.key_status()["message"].as_str().unwrap().contains("truncated"));
     assert_eq!(saas.requests_to("/waggle/v1/bootstrap").len(), 1, "never a silent re-bootstrap");
 }
 
@@ -309,19 +247,9 @@ async fn an_environment_key_overrides_the_stored_one_and_never_bootstraps() {
     assert_eq!(r.status(), 409, "an environment key is rotated in the environment");
 }
 
-/// A fake SaaS rotate endpoint that checks the request is signed with `KEY_1` and answers `KEY_2`.
+/// A rotation endpoint that checks the request is signed with `KEY_1` and answers `KEY_2`.
 fn with_rotation(saas: &Fake) {
-    let authority = saas.addr.to_string();
-    saas.on_async(Method::POST, "/waggle/v1/keys/rotate", None, move |r: Recorded| {
-        let ok = verify_api(&r, &authority, "k-1", KEY_1).is_ok();
-        async move {
-            if ok {
-                (StatusCode::OK, axum::Json(key_answer("k-2", KEY_2))).into_response()
-            } else {
-                (StatusCode::UNAUTHORIZED, "bad signature").into_response()
-            }
-        }
-    });
+    fakes::saas::serve_rotation(saas, ("k-1", KEY_1), ("k-2", KEY_2));
 }
 
 fn nc_call(key_id: &str, key: &str) -> (Method, HeaderMap) {
@@ -378,13 +306,15 @@ async fn rotation_keeps_the_old_key_verifying_only_within_the_overlap() {
     assert_eq!(send_nc(&app, "k-1", KEY_1).await, 200);
     assert_eq!(send_nc(&app, "k-2", KEY_2).await, 200);
     // …and only the new one after it.
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    wait_until("the overlap of k-1 ends", Duration::from_secs(5), async || !app.key_verifies("k-1")).await;
     assert_eq!(send_nc(&app, "k-1", KEY_1).await, 401);
     assert_eq!(send_nc(&app, "k-2", KEY_2).await, 200);
-    // The rotation is audited.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let audit = app.state.store.audit_recent(None, 50).await.unwrap();
-    assert!(audit.iter().any(|r| r.method == "ROTATE" && r.target == "tenant-key:k-1->k-2"), "{audit:?}");
+    // The rotation is audited (rows are written by the audit task).
+    let rotated = |r: &waggle::store::AuditRecord| r.method == "ROTATE" && r.target == "tenant-key:k-1->k-2";
+    wait_until("the rotation is audited", Duration::from_secs(5), async || {
+        app.audit(None).await.iter().any(rotated)
+    })
+    .await;
 }
 
 fn announcement(key_id: &str, key: &str, instance: &str, new_id: &str) -> (HeaderMap, Vec<u8>) {
