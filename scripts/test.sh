@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: unit + integration tests (real loopback servers), then the RFC 9421 interop
-# check against an independent implementation (PyPI http-message-signatures, in a venv).
+# The whole test suite: the RFC 9421 interop check against an independent implementation (PyPI
+# http-message-signatures, in a venv); the UI (type check, vitest component tests, and proof that
+# the committed bundle web/dist is what web/ builds to); unit + integration tests (real loopback
+# servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,8 +10,16 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
 bash tests/interop/run.sh
-cargo test --locked --all-targets 2>&1 | tee "$log"
 
-# One closing line for the whole suite (cargo prints one per test binary).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+# npm packages from the registry, pinned by web/package-lock.json; reinstalled when the lock changed.
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  npm --prefix web ci --no-audit --no-fund
+fi
+NO_COLOR=1 npm --prefix web test 2>&1 | tee -a "$log"
+npm --prefix web run check-bundle
+
+cargo test --locked --all-targets 2>&1 | tee -a "$log"
+
+# One closing line for the whole suite (cargo prints one per test binary, vitest one per run).
+awk '/^test result:|^ *Tests +[0-9]/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -38,15 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route("/enabled", put(lifecycle::enabled))
         .route_layer(auth(Access::System))
         .layer(short());
-    let assets = Router::new()
-        .route("/js/{*path}", get(spa::asset))
-        .route("/css/{*path}", get(spa::asset))
-        .route("/img/{*path}", get(spa::asset))
-        .route("/assets/{*path}", get(spa::asset))
-        .route_layer(auth(Access::System));
-    let shell = Router::new()
-        .route("/", get(spa::shell))
-        .route("/index.html", get(spa::shell))
+    // The UI (src/spa.rs): assets are PUBLIC in the manifest (system context allowed), the documents
+    // need a logged-in user.
+    let assets = spa::asset_routes().route_layer(auth(Access::System));
+    let shell = spa::page_routes(std::sync::Arc::new(spa::Spa::new(&settings.nextcloud.public_url)))
         .route_layer(auth(Access::User));
     // Streaming: no timeout layer here; the forwarder bounds header waits and body idleness.
     let api = Router::new()

@@ -4,6 +4,7 @@ mod fakes;
 mod harness;
 
 mod auth_matrix;
+mod browser;
 mod config_cli;
 mod events_delivery;
 mod events_durability;
@@ -15,5 +16,6 @@ mod nc_cli;
 mod nc_proxy;
 mod saas_proxy;
 mod saas_ws;
+mod spa;
 mod tenant_keys;
 mod unix_socket;

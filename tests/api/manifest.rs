@@ -75,6 +75,9 @@ fn match_harp<'a>(routes: &'a [Route], path: &str) -> Option<&'a Route> {
 const SERVED: &[(&str, &str, u8)] = &[
     ("GET", "/", 1),
     ("GET", "/index.html", 1),
+    ("GET", "/me", 1),
+    ("GET", "/status", 1),
+    ("GET", "/settings/policy", 1),
     ("GET", "/img/app.svg", 0),
     ("GET", "/js/missing.js", 0),
     ("GET", "/css/x.css", 0),
@@ -116,6 +119,26 @@ fn every_served_path_is_declared_with_its_access_level_under_every_matcher() {
         assert!(match_aa502(&routes, method, path).is_none(), "{path} must not be declared");
         assert!(match_aa_main(&routes, method, path).is_none(), "{path} must not be declared");
         assert!(match_harp(&routes, path).is_none(), "{path} must not be declared");
+    }
+}
+
+#[test]
+fn every_client_route_of_the_spa_is_declared_as_a_user_page() {
+    let (_doc, routes) = manifest();
+    for route in waggle::spa::CLIENT_ROUTES {
+        for path in [format!("/{route}"), format!("/{route}/deeper")] {
+            for found in [
+                match_aa502(&routes, "GET", &path),
+                match_aa_main(&routes, "GET", &path),
+                match_harp(&routes, &path),
+            ] {
+                assert_eq!(found.map(|r| r.level), Some(1), "{path}");
+            }
+        }
+    }
+    // Files never match the page route: a missing asset stays a 404 from the right route.
+    for path in ["/status.js", "/me/x.css"] {
+        assert!(match_aa_main(&routes, "GET", path).is_none_or(|r| r.level == 0), "{path}");
     }
 }
 
