@@ -1,5 +1,7 @@
-//! The embedded store: one SQLite database (WAL) under `APP_PERSISTENT_STORAGE`. Today it holds the
-//! bounded audit log of `/nc` calls; the event outbox lives here too.
+//! The embedded store: one SQLite database (WAL) under `APP_PERSISTENT_STORAGE`. It holds the bounded
+//! audit log of `/nc` calls, the event outbox (with e-mail addresses), the sync snapshot and a few
+//! facts Waggle learns once (Nextcloud's instance id, the enabled state). The database and its WAL and
+//! SHM files are readable by the owner only (0600).
 //!
 //! rusqlite is synchronous: every call runs on the blocking pool behind one connection mutex.
 
@@ -7,8 +9,29 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
+
+/// The database file under the storage directory.
+const FILE: &str = "waggle.sqlite3";
+
+/// Facts kept in the store (keys of the `facts` table).
+pub mod facts {
+    /// Nextcloud's instance id, resolved during init.
+    pub const INSTANCE_ID: &str = "nextcloud.instance_id";
+    /// `1` or `0`: what Nextcloud last said through `PUT /enabled`.
+    pub const ENABLED: &str = "lifecycle.enabled";
+    /// The administrator reconciliation found last (a hint for the next run).
+    pub const ADMIN_UID: &str = "sync.admin_uid";
+}
+
+/// Creates `path` with mode 0600 if it is missing, and sets 0600 on an existing file (earlier
+/// versions created the database 0644).
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
 
 /// Audit rows kept; older ones are deleted as new ones arrive.
 pub const AUDIT_ROWS_KEPT: i64 = 100_000;
@@ -47,11 +70,19 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) `dir/waggle.sqlite3` in WAL mode and applies the schema.
+    /// Opens (or creates) `dir/waggle.sqlite3` in WAL mode and applies the schema. The files are
+    /// made owner-only first: SQLite creates the WAL and SHM files with the database file's mode.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let path = dir.join("waggle.sqlite3");
+        let path = dir.join(FILE);
+        owner_only(&path).with_context(|| format!("cannot create {} with mode 0600", path.display()))?;
         let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
+        for suffix in ["-wal", "-shm"] {
+            let side = dir.join(format!("{FILE}{suffix}"));
+            if side.exists() {
+                owner_only(&side).with_context(|| format!("cannot restrict {}", side.display()))?;
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(
@@ -67,7 +98,8 @@ impl Store {
                 bytes_out INTEGER NOT NULL,
                 duration_ms INTEGER NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS audit_user ON audit (user, id);",
+            CREATE INDEX IF NOT EXISTS audit_user ON audit (user, id);
+            CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )
         .context("cannot create the audit table")?;
         Ok(Self(Arc::new(Mutex::new(conn))))
@@ -91,6 +123,38 @@ impl Store {
         })
         .await
         .context("store task failed")?
+    }
+
+    /// A fact read at start-up, before serving (blocks on the connection).
+    pub fn fact_now(&self, key: &str) -> anyhow::Result<Option<String>> {
+        let conn = self.0.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+        conn.query_row("SELECT value FROM facts WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()
+            .context("cannot read a fact")
+    }
+
+    /// A fact Waggle keeps across restarts.
+    pub async fn fact(&self, key: &'static str) -> anyhow::Result<Option<String>> {
+        self.with(move |c| {
+            c.query_row("SELECT value FROM facts WHERE key = ?1", params![key], |r| r.get(0)).optional()
+        })
+        .await
+    }
+
+    /// Records (Some) or forgets (None) a fact.
+    pub async fn set_fact(&self, key: &'static str, value: Option<String>) -> anyhow::Result<()> {
+        self.with(move |c| {
+            match value {
+                Some(v) => c.execute(
+                    "INSERT INTO facts (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = ?2",
+                    params![key, v],
+                )?,
+                None => c.execute("DELETE FROM facts WHERE key = ?1", params![key])?,
+            };
+            Ok(())
+        })
+        .await
     }
 
     /// Appends audit rows in one transaction and trims the table to [`AUDIT_ROWS_KEPT`].
@@ -181,5 +245,25 @@ mod tests {
         drop(store);
         let reopened = Store::open(dir.path()).unwrap();
         assert_eq!(reopened.audit_recent(None, 10).await.unwrap().len(), 3, "durable across reopen");
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_wal_and_shm_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mode =
+            |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+        // An older install left a world-readable database.
+        std::fs::write(dir.path().join(FILE), b"").unwrap();
+        std::fs::set_permissions(dir.path().join(FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.audit_append(vec![record(1, "alice")]).await.unwrap();
+        store.set_fact(facts::ENABLED, Some("1".into())).await.unwrap();
+        for name in ["waggle.sqlite3", "waggle.sqlite3-wal", "waggle.sqlite3-shm"] {
+            assert_eq!(mode(name), 0o600, "{name}");
+        }
+        assert_eq!(store.fact(facts::ENABLED).await.unwrap().as_deref(), Some("1"));
+        store.set_fact(facts::ENABLED, None).await.unwrap();
+        assert_eq!(store.fact_now(facts::ENABLED).unwrap(), None);
     }
 }
