@@ -83,6 +83,7 @@ impl App {
         // Background workers live under the shared token and tracker.
         state.tasks.spawn(crate::events::dispatch::run(state.clone()));
         state.tasks.spawn(crate::events::reconcile::run_schedule(state.clone()));
+        state.tasks.spawn(crate::lifecycle::on_start(state.clone()));
         let drain = token.clone().cancelled_owned();
         let (server, socket) = match self.bound {
             Bound::Tcp(l) => {

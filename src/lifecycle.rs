@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use tracing::Instrument as _;
 
 use crate::auth::AppApiCaller;
+use crate::nextcloud::NcError;
 use crate::state::AppState;
+use crate::store::facts;
 
 /// Where init stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,11 +42,17 @@ pub struct Lifecycle {
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Self { init: Mutex::new(InitState::NotStarted), enabled: AtomicBool::new(false) }
+        Self::new(false)
     }
 }
 
 impl Lifecycle {
+    /// A lifecycle that starts with the enabled state Nextcloud last told us (kept in the store:
+    /// Nextcloud does not call `/enabled` again when Waggle restarts).
+    pub fn new(enabled: bool) -> Self {
+        Self { init: Mutex::new(InitState::NotStarted), enabled: AtomicBool::new(enabled) }
+    }
+
     /// Current init state.
     pub fn init_state(&self) -> InitState {
         self.init.lock().expect("init lock").clone()
@@ -124,14 +132,78 @@ async fn run_init(state: &AppState) -> Result<(), String> {
     prepare_storage(&state.settings.app.storage_dir)
         .map_err(|e| format!("persistent storage is not usable: {e}"))?;
     report(nc, 30).await?;
-    // The instance id names this Nextcloud on every signed request to the SaaS.
-    state.saas.instance_id(nc).await.map_err(|e| format!("cannot read Nextcloud's instance id: {e}"))?;
+    // The instance id names this Nextcloud on every signed request to the SaaS; resolved here once
+    // and stored, so `/api` never waits on Nextcloud for it.
+    resolve_instance_id(state).await?;
     report(nc, 50).await?;
     // The tenant key: environment, stored, or bootstrapped now (may wait for an approval below 100).
     crate::keys::bootstrap::ensure_key(state).await?;
     report(nc, 90).await?;
     // Later steps (tenant key, UI registration, first reconcile) are added here, before 100.
     report(nc, 100).await
+}
+
+/// Looks up Nextcloud's instance id and keeps it (see `nextcloud::instance`).
+pub async fn resolve_instance_id(state: &AppState) -> Result<String, String> {
+    crate::nextcloud::instance::resolve(&state.nc, &state.store).await
+}
+
+/// At start: an install that has no stored instance id (it predates storing it) gets one in the
+/// background, and a stored "enabled" is checked against AppAPI (the app may have been disabled while
+/// Waggle was down, when Nextcloud could not tell it). Retries with backoff until Nextcloud answers;
+/// never delays serving. An app Nextcloud never enabled makes no authenticated call (AppAPI counts
+/// calls from unknown apps as brute-force attempts).
+pub async fn on_start(state: AppState) {
+    let mut wait = std::time::Duration::from_secs(1);
+    let mut need_id = state.nc.instance().get().is_none();
+    let mut need_state = state.lifecycle.is_enabled();
+    while need_id || need_state {
+        if need_id {
+            match resolve_instance_id(&state).await {
+                Ok(id) => {
+                    tracing::info!(instance = %id, "resolved Nextcloud's instance id");
+                    need_id = false;
+                }
+                Err(e) => tracing::warn!(error = %e, "instance id not resolved yet; retrying"),
+            }
+        }
+        if need_state {
+            match state.nc.enabled_state().await {
+                Ok(enabled) => {
+                    if !enabled {
+                        tracing::info!("AppAPI has this app disabled; sync stays off until enabled");
+                        set_enabled(&state, false).await;
+                    }
+                    need_state = false;
+                }
+                Err(e @ (NcError::Transport(_) | NcError::Timeout)) => {
+                    tracing::debug!(error = %e, "cannot ask AppAPI for the enabled state yet");
+                }
+                // Nextcloud answered, but not with a state (e.g. the app was unregistered): keep ours.
+                Err(e) => {
+                    tracing::warn!(error = %e, "AppAPI did not tell the enabled state");
+                    need_state = false;
+                }
+            }
+        }
+        if !(need_id || need_state) {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(60));
+    }
+}
+
+/// Records the enabled state in memory and in the store.
+async fn set_enabled(state: &AppState, enabled: bool) {
+    state.lifecycle.enabled.store(enabled, Ordering::SeqCst);
+    let value = if enabled { "1" } else { "0" };
+    if let Err(e) = state.store.set_fact(facts::ENABLED, Some(value.to_owned())).await {
+        tracing::error!(error = %format!("{e:#}"), "cannot store the enabled state");
+    }
 }
 
 async fn report(nc: &crate::nextcloud::NcClient, progress: u8) -> Result<(), String> {
@@ -173,7 +245,7 @@ pub async fn enabled(
     let result = if enable { on_enable(&state).await } else { on_disable(&state).await };
     match result {
         Ok(()) => {
-            state.lifecycle.enabled.store(enable, Ordering::SeqCst);
+            set_enabled(&state, enable).await;
             tracing::info!(enabled = enable, "enabled state changed");
             (StatusCode::OK, Json(json!({ "error": "" })))
         }

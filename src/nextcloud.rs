@@ -6,6 +6,8 @@
 //! `OCS-APIRequest: true` (412 without it) and `Accept: application/json`. There is no cookie store:
 //! Nextcloud sets a session cookie on every answer that must never be replayed for another user.
 
+pub mod admins;
+pub mod instance;
 pub mod policy;
 pub mod routes;
 pub mod target;
@@ -104,6 +106,7 @@ struct Inner {
     aa_version: String,
     secret: SecretString,
     settings: NextcloudSettings,
+    instance: instance::InstanceId,
 }
 
 /// The Nextcloud client (cheap to clone).
@@ -133,6 +136,7 @@ impl NcClient {
             aa_version: app.aa_version.clone(),
             secret: app.secret.clone(),
             settings: settings.clone(),
+            instance: instance::InstanceId::default(),
         })))
     }
 
@@ -254,19 +258,46 @@ impl NcClient {
 }
 
 impl NcClient {
-    /// Nextcloud's instance id from the (anonymous) capabilities: `theming.instanceid`, else
-    /// `core.instanceid`, else a stable stand-in derived from the Nextcloud host.
-    pub async fn instance_id(&self) -> Result<String, NcError> {
+    /// Nextcloud's instance id as resolved once (see [`instance`]); `None` before init resolved it.
+    /// Never a network call: user requests read it from here.
+    pub fn instance(&self) -> &instance::InstanceId {
+        &self.0.instance
+    }
+
+    /// Looks Nextcloud's instance id up: the session cookie the login page sets (named after the
+    /// instance id), else `theming`/`core` `instanceid` in the capabilities. Anonymous, so it cannot
+    /// count as a failed AppAPI login. An error when neither source has one.
+    pub async fn discover_instance_id(&self) -> Result<String, NcError> {
+        let response = self
+            .0
+            .http
+            .get(self.url("/index.php/login")?)
+            .timeout(self.0.settings.timeout)
+            .send()
+            .await
+            .map_err(NcError::from_reqwest)?;
+        if let Some(id) = instance::from_set_cookies(response.headers()) {
+            return Ok(id);
+        }
         let data: Value = self.ocs(Method::GET, "/ocs/v2.php/cloud/capabilities", "", None).await?;
         let caps = data.get("capabilities").unwrap_or(&Value::Null);
-        let found = ["theming", "core"]
+        ["theming", "core"]
             .iter()
             .filter_map(|k| caps.get(k).and_then(|c| c.get("instanceid")).and_then(Value::as_str))
-            .find(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()));
-        Ok(match found {
-            Some(id) => id.to_owned(),
-            None => format!("nc-host:{}", self.0.base.host_str().unwrap_or("unknown")),
-        })
+            .find(|id| instance::is_instance_id(id))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                NcError::Decode(
+                    "Nextcloud revealed no instance id (no session cookie on /index.php/login, none in the capabilities)"
+                        .to_owned(),
+                )
+            })
+    }
+
+    /// Whether AppAPI has this app enabled (`GET ex-app/state`, answered even while disabled).
+    pub async fn enabled_state(&self) -> Result<bool, NcError> {
+        let data: Value = self.ocs(Method::GET, "/ocs/v1.php/apps/app_api/ex-app/state", "", None).await?;
+        Ok(data.as_i64() == Some(1) || data.as_bool() == Some(true) || data.as_str() == Some("1"))
     }
 }
 

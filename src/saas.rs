@@ -17,7 +17,6 @@ use axum::extract::Request;
 use axum::response::Response;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri};
-use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::auth::AppApiCaller;
@@ -55,8 +54,6 @@ pub struct SaasProxy {
     public_url: Url,
     spool_dir: PathBuf,
     limits: BodyLimits,
-    /// Nextcloud's instance id, kept as the header value every signed request carries.
-    instance: OnceCell<HeaderValue>,
     /// `X-Forwarded-Proto`: the scheme of Nextcloud's public URL.
     forwarded_proto: HeaderValue,
     /// The public URL's host, the `X-Forwarded-Host` fallback when a request has no `Host`.
@@ -84,7 +81,6 @@ impl SaasProxy {
                 memory: settings.proxy.memory_body_bytes,
                 cap: settings.proxy.api_body_cap_bytes,
             },
-            instance: OnceCell::new(),
             forwarded_proto: HeaderValue::from_str(settings.nextcloud.public_url.scheme())?,
             public_host: settings.nextcloud.public_url.host_str().and_then(|s| HeaderValue::from_str(s).ok()),
             harp: settings.is_harp(),
@@ -101,24 +97,15 @@ impl SaasProxy {
         &self.forwarder
     }
 
-    /// Nextcloud's instance id, read once from the capabilities and cached.
-    pub async fn instance_id(&self, nc: &NcClient) -> Result<&str, ApiError> {
-        let header = self.instance_header(nc).await?;
-        // Built by `HeaderValue::from_str`, so always visible ASCII.
-        header.to_str().map_err(|e| ApiError::Internal(e.into()))
+    /// Nextcloud's instance id, as resolved at init and kept in memory: a user request never waits
+    /// on Nextcloud for it (503 `instance_id_unknown` before init ran).
+    pub fn instance_id(&self, nc: &NcClient) -> Result<String, ApiError> {
+        nc.instance().get().ok_or(ApiError::NotReady("instance_id_unknown"))
     }
 
-    /// The instance id as the `X-Waggle-Instance` header value. An id that cannot be a header
-    /// value could not be signed for anyway, so it is refused at lookup.
-    async fn instance_header(&self, nc: &NcClient) -> Result<&HeaderValue, ApiError> {
-        self.instance
-            .get_or_try_init(|| async {
-                let id = nc.instance_id().await.map_err(ApiError::from)?;
-                HeaderValue::from_str(&id).map_err(|_| {
-                    ApiError::Internal(anyhow::anyhow!("Nextcloud's instance id is not a valid header value"))
-                })
-            })
-            .await
+    /// The instance id as the `X-Waggle-Instance` header value.
+    fn instance_header(nc: &NcClient) -> Result<HeaderValue, ApiError> {
+        nc.instance().header().ok_or(ApiError::NotReady("instance_id_unknown"))
     }
 
     /// The upstream URI for an inbound path and query, under the service URL. Paths with dot
@@ -149,7 +136,7 @@ impl SaasProxy {
         csrf_check(&method, &parts.headers, &self.public_url)?;
         let key = keys.signing_key().ok_or(ApiError::NotReady("tenant_key_missing"))?;
         let uri = self.upstream_uri(parts.uri.path(), parts.uri.query())?;
-        let instance = self.instance_header(nc).await?.clone();
+        let instance = Self::instance_header(nc)?;
 
         // Copy what may go upstream in one pass, then add Waggle's own headers (8 of them).
         let mut out = forwardable_headers(&parts.headers, 8);

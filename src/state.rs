@@ -75,6 +75,13 @@ impl AppState {
         let forwarder = Forwarder::new(&settings.proxy)?;
         let store = Store::open(&settings.app.storage_dir)?;
         crate::events::reconcile::migrate(&store)?;
+        // Facts learned before a restart: no user request waits for Nextcloud to repeat them.
+        if let Some(id) = store.fact_now(crate::store::facts::INSTANCE_ID)?
+            && !nc.instance().set(&id)
+        {
+            tracing::warn!("the stored instance id is not usable; it is looked up again");
+        }
+        let enabled = store.fact_now(crate::store::facts::ENABLED)?.as_deref() == Some("1");
         let (audit, audit_writer) = crate::audit::channel(store.clone());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -100,7 +107,7 @@ impl AppState {
             saas: SaasProxy::new(&settings, forwarder)?,
             settings,
             nc,
-            lifecycle: Lifecycle::default(),
+            lifecycle: Lifecycle::new(enabled),
             shutdown,
             tasks,
         })))

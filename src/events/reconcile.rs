@@ -156,7 +156,7 @@ fn insert_events(tx: &Transaction<'_>, events: &[Event], now: i64) -> rusqlite::
 pub async fn reconcile(state: &AppState) -> Result<ReconcileReport, String> {
     let _one = state.reconcile_lock.lock().await;
     let started = Instant::now();
-    let instance = state.saas.instance_id(&state.nc).await.map_err(|e| e.to_string())?.to_owned();
+    let instance = instance_id(state).await?;
     let admin = admin_uid(state).await?;
     let store = state.store.clone();
     let (run, initial) = store
@@ -300,7 +300,7 @@ pub async fn reconcile_user(state: &AppState, uid: &str) -> Result<(), String> {
     };
     let page = parse_user_details(&json!({ "users": { uid: data } }))?;
     let _one = state.reconcile_lock.lock().await;
-    let instance = state.saas.instance_id(&state.nc).await.map_err(|e| e.to_string())?.to_owned();
+    let instance = instance_id(state).await?;
     let at = u64::try_from(now_ms() / 1000).unwrap_or(0);
     let events = state
         .store
@@ -489,31 +489,32 @@ fn tombstone(
     Ok(())
 }
 
-/// The admin account reconciliation reads as: `WAGGLE_SYNC__ADMIN_UID`, else the lowest uid of the
-/// `admin` group (listing users with details needs an administrator).
+/// The admin account reconciliation reads as: `WAGGLE_SYNC__ADMIN_UID`, else an administrator found
+/// through AppAPI's user list (see `nextcloud::admins`; listing users with details needs one).
 async fn admin_uid(state: &AppState) -> Result<String, String> {
-    if let Some(uid) = &state.settings.sync.admin_uid {
-        return Ok(uid.clone());
-    }
-    let data: Value =
-        state.nc.ocs(Method::GET, "/ocs/v2.php/cloud/groups/admin/users", "", None).await.map_err(|e| {
-            format!("cannot find an administrator to read users as (set WAGGLE_SYNC__ADMIN_UID): {e}")
-        })?;
-    let mut uids: Vec<String> = data["users"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
-    uids.sort();
-    uids.into_iter().next().ok_or_else(|| "the admin group is empty; set WAGGLE_SYNC__ADMIN_UID".to_owned())
+    crate::nextcloud::admins::resolve(&state.nc, &state.store, state.settings.sync.admin_uid.as_deref())
+        .await
+        .map(|a| a.uid)
+        .map_err(|e| e.to_string())
 }
 
-/// The schedule: a run after start (init triggers one too) and every `interval`; stops on the token.
+/// The instance id resolved at init (or now, if a run comes first: it talks to Nextcloud anyway).
+async fn instance_id(state: &AppState) -> Result<String, String> {
+    crate::nextcloud::instance::known_or_resolve(&state.nc, &state.store).await
+}
+
+/// The schedule: a run every `interval` (init triggers the first one), only while Nextcloud has the
+/// app enabled (a disabled app's calls are refused and logged as errors by Nextcloud); stops on the
+/// token.
 pub async fn run_schedule(state: AppState) {
     let interval = state.settings.sync.interval;
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = state.shutdown.cancelled() => break,
+        }
+        if !state.lifecycle.is_enabled() {
+            continue; // resumes at the first interval after `PUT /enabled?enabled=1`
         }
         if state.keys.signing_key().is_none() {
             continue; // nothing can be delivered yet; the snapshot waits for the first real run

@@ -56,33 +56,17 @@ fn service_url(state: &AppState, path: &str) -> Result<String, String> {
     Ok(format!("{}{path}", base.as_str()))
 }
 
-/// The primary admin: the lowest uid in the `admin` group that has an email (uid, email, name).
+/// The primary admin (uid, email, name): the administrator Waggle acts as for reconciliation
+/// (`nextcloud::admins`), or `null` when none can be found (logged).
 async fn primary_admin(state: &AppState) -> Value {
-    let nc = &state.nc;
-    let uids: Vec<String> = match nc
-        .ocs::<Value>(Method::GET, "/ocs/v2.php/cloud/groups/admin/users", "", None)
-        .await
-    {
-        Ok(v) => v["users"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default(),
+    let configured = state.settings.sync.admin_uid.as_deref();
+    match crate::nextcloud::admins::resolve(&state.nc, &state.store, configured).await {
+        Ok(a) => json!({ "uid": a.uid, "email": a.email, "display_name": a.display_name }),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot list the admin group; bootstrapping without an admin contact");
-            vec![]
-        }
-    };
-    let mut uids = uids;
-    uids.sort();
-    for uid in uids.iter().take(20) {
-        let path = format!("/ocs/v2.php/cloud/users/{}", crate::nextcloud::encode_segment(uid));
-        if let Ok(user) = nc.ocs::<Value>(Method::GET, &path, uid, None).await
-            && let Some(email) = user["email"].as_str().filter(|e| !e.is_empty())
-        {
-            return json!({ "uid": uid, "email": email, "display_name": user["displayname"].as_str().unwrap_or(uid) });
+            tracing::warn!(error = %e, "bootstrapping without an admin contact");
+            Value::Null
         }
     }
-    uids.first().map_or(Value::Null, |uid| json!({ "uid": uid, "email": null, "display_name": uid }))
 }
 
 /// Makes sure a key exists, bootstrapping if needed. Single-flight: concurrent callers wait for the
@@ -101,12 +85,7 @@ pub async fn ensure_key(state: &AppState) -> Result<(), String> {
     if keys.signing_key().is_some() {
         return Ok(()); // another caller finished while we waited
     }
-    let instance = state
-        .saas
-        .instance_id(&state.nc)
-        .await
-        .map_err(|e| format!("cannot read the instance id: {e}"))?
-        .to_owned();
+    let instance = crate::nextcloud::instance::known_or_resolve(&state.nc, &state.store).await?;
     let public = state.settings.nextcloud.public_url.as_str().trim_end_matches('/').to_owned();
     let app = &state.settings.app;
     let body = json!({
@@ -186,7 +165,7 @@ async fn call(
                 .map_err(|e| e.to_string())?,
         );
         headers.insert(headers::X_WAGGLE_USER, HeaderValue::from_static(""));
-        let instance = state.saas.instance_id(&state.nc).await.map_err(|e| e.to_string())?.to_owned();
+        let instance = state.nc.instance().get().ok_or("Nextcloud's instance id is not known yet")?;
         headers
             .insert(headers::X_WAGGLE_INSTANCE, HeaderValue::from_str(&instance).map_err(|e| e.to_string())?);
         crate::saas::sign(key, &method, &uri, &mut headers).map_err(|e| e.to_string())?;

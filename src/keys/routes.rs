@@ -103,7 +103,7 @@ pub async fn announce(State(state): State<AppState>, request: Request) -> Respon
         return refused();
     }
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let instance = state.saas.instance_id(&state.nc).await.ok().map(str::to_owned);
+    let instance = state.nc.instance().get();
     if body["instance_id"].as_str() != instance.as_deref() {
         return (
             StatusCode::BAD_REQUEST,

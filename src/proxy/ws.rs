@@ -81,7 +81,7 @@ pub async fn bridge(
     saas::csrf_check(&Method::POST, &parts.headers, &state.settings.nextcloud.public_url)?;
     let key = state.keys.signing_key().ok_or(ApiError::NotReady("tenant_key_missing"))?;
     let uri = state.saas.upstream_uri(parts.uri.path(), parts.uri.query())?;
-    let instance = state.saas.instance_id(&state.nc).await?.to_owned();
+    let instance = state.saas.instance_id(&state.nc)?;
     let request_id = parts.headers.get(headers::X_REQUEST_ID).cloned();
 
     let mut out = handshake_headers(&parts.headers, forwarded, &caller.user, &instance)?;

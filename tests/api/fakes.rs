@@ -53,11 +53,15 @@ struct Rule {
     respond: Responder,
 }
 
+/// Answers that come before any scripted rule (what the real server does regardless of routes).
+pub(crate) type Guard = fn(&Recorded) -> Option<Response>;
+
 #[derive(Default)]
 struct Shared {
     log: Mutex<Vec<Recorded>>,
     rules: Mutex<VecDeque<Rule>>,
     arrived: Notify,
+    guard: Option<Guard>,
 }
 
 /// A scripted HTTP server on loopback.
@@ -69,16 +73,21 @@ pub(crate) struct Fake {
 
 impl Fake {
     pub(crate) async fn start() -> Self {
-        Self::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        Self::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), None)
+    }
+
+    /// A fake whose `guard` answers first, before any rule (the platform's own checks).
+    pub(crate) async fn start_guarded(guard: Guard) -> Self {
+        Self::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), Some(guard))
     }
 
     /// A fake on a given port (a service that comes back up where it was).
     pub(crate) async fn start_on(port: u16) -> Self {
-        Self::serve(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap())
+        Self::serve(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap(), None)
     }
 
-    fn serve(listener: tokio::net::TcpListener) -> Self {
-        let shared = Arc::new(Shared::default());
+    fn serve(listener: tokio::net::TcpListener, guard: Option<Guard>) -> Self {
+        let shared = Arc::new(Shared { guard, ..Shared::default() });
         let addr = listener.local_addr().unwrap();
         let s = shared.clone();
         let app = Router::new().fallback(move |req: Request| handle(s.clone(), req));
@@ -154,6 +163,9 @@ async fn handle(shared: Arc<Shared>, req: Request) -> Response {
     };
     shared.log.lock().unwrap().push(recorded.clone());
     shared.arrived.notify_waiters();
+    if let Some(answer) = shared.guard.and_then(|guard| guard(&recorded)) {
+        return answer;
+    }
     let responder = {
         let mut rules = shared.rules.lock().unwrap();
         let found = rules.iter_mut().find(|r| r.method == recorded.method && r.path == recorded.path());

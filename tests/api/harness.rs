@@ -82,6 +82,8 @@ pub(crate) struct Builder {
     env: HashMap<String, String>,
     storage: Option<PathBuf>,
     nc: Option<Fake>,
+    /// Return before the start-up task has resolved Nextcloud's instance id.
+    no_instance_wait: bool,
 }
 
 impl Builder {
@@ -93,6 +95,12 @@ impl Builder {
     /// Uses `dir` as `APP_PERSISTENT_STORAGE` (to restart on the same storage).
     pub(crate) fn storage(mut self, dir: &std::path::Path) -> Self {
         self.storage = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Returns at once, without waiting for the instance id (Nextcloud down, or the lookup under test).
+    pub(crate) fn no_instance_wait(mut self) -> Self {
+        self.no_instance_wait = true;
         self
     }
 
@@ -151,6 +159,14 @@ impl Builder {
         let s = stop.clone();
         let handle = tokio::spawn(app.run_until_stopped(async move { s.cancelled().await }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        if !self.no_instance_wait {
+            // A fresh install learns the instance id at start (from the fake's login page), as a real
+            // one does; requests to /api need it.
+            wait_until("the start-up task resolves the instance id", Duration::from_secs(5), async || {
+                state.nc.instance().get().is_some()
+            })
+            .await;
+        }
         TestApp { addr, nc, client, _storage: owned, storage_path, state, stop, handle }
     }
 }
@@ -198,6 +214,11 @@ impl TestApp {
     /// Names of the counters that were touched.
     pub(crate) fn metric_names(&self) -> Vec<String> {
         self.state.metrics.snapshot().into_keys().collect()
+    }
+
+    /// Nextcloud's instance id as Waggle resolved it (None before).
+    pub(crate) fn instance_id(&self) -> Option<String> {
+        self.state.nc.instance().get()
     }
 
     /// Whether Nextcloud last enabled the app.

@@ -14,6 +14,7 @@ mod lifecycle;
 mod manifest;
 mod nc_cli;
 mod nc_proxy;
+mod nextcloud31;
 mod saas_proxy;
 mod saas_ws;
 mod spa;

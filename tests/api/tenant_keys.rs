@@ -71,10 +71,14 @@ async fn first_install_bootstraps_stores_encrypted_and_a_restart_keeps_the_key()
     );
     assert_eq!(b["callback_urls"]["harp"], "https://cloud.example.com/exapps/waggle");
     assert_eq!(b["app"], json!({"id": "waggle", "version": "0.1.0"}));
-    assert_eq!(
-        b["admin"],
-        json!({"uid": "admin", "email": "admin@example.com", "display_name": "The Admin"})
-    );
+    assert_eq!(b["admin"], json!({"uid": "root", "email": "root@example.com", "display_name": "The Admin"}));
+    // Found by reading each candidate's own record as that user, in order, never as the system.
+    let lookups: Vec<String> = nc
+        .requests_to(fakes::nextcloud::OWN_RECORD)
+        .iter()
+        .filter_map(fakes::nextcloud::acting_user)
+        .collect();
+    assert_eq!(lookups, ["ada", "root"]);
     assert_eq!(b["pairing_code"], "PAIR-1234");
 
     let file = storage.path().join("tenant-key.enc");
