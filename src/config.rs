@@ -72,6 +72,8 @@ pub mod env {
     pub const PROXY_MEMORY_BODY_BYTES: &str = "WAGGLE_PROXY__MEMORY_BODY_BYTES";
     /// Largest request body forwarded to the SaaS (413 beyond).
     pub const PROXY_API_BODY_CAP_BYTES: &str = "WAGGLE_PROXY__API_BODY_CAP_BYTES";
+    /// Largest response buffered for AppAPI's PHP proxy (502 beyond).
+    pub const PROXY_PHP_PROXY_RESPONSE_CAP_BYTES: &str = "WAGGLE_PROXY__PHP_PROXY_RESPONSE_CAP_BYTES";
     /// Largest WebSocket message relayed, bytes.
     pub const PROXY_WS_MAX_MESSAGE_BYTES: &str = "WAGGLE_PROXY__WS_MAX_MESSAGE_BYTES";
 
@@ -228,6 +230,8 @@ pub struct ProxySettings {
     pub memory_body_bytes: u64,
     /// Largest request body accepted on `/api` and `/auth`.
     pub api_body_cap_bytes: u64,
+    /// Largest response Waggle buffers to give it a `Content-Length` for AppAPI's PHP proxy.
+    pub php_proxy_response_cap_bytes: u64,
     /// Largest WebSocket message relayed.
     pub ws_max_message_bytes: usize,
 }
@@ -382,6 +386,7 @@ struct RawProxy {
     idle_timeout_secs: Option<String>,
     memory_body_bytes: Option<String>,
     api_body_cap_bytes: Option<String>,
+    php_proxy_response_cap_bytes: Option<String>,
     ws_max_message_bytes: Option<String>,
 }
 
@@ -561,6 +566,10 @@ impl Settings {
                 idle_timeout: secs(raw.proxy.idle_timeout_secs, env::PROXY_IDLE_TIMEOUT_SECS)?,
                 memory_body_bytes: number(raw.proxy.memory_body_bytes, env::PROXY_MEMORY_BODY_BYTES)?,
                 api_body_cap_bytes: number(raw.proxy.api_body_cap_bytes, env::PROXY_API_BODY_CAP_BYTES)?,
+                php_proxy_response_cap_bytes: number(
+                    raw.proxy.php_proxy_response_cap_bytes,
+                    env::PROXY_PHP_PROXY_RESPONSE_CAP_BYTES,
+                )?,
                 ws_max_message_bytes: usize::try_from(number(
                     raw.proxy.ws_max_message_bytes,
                     env::PROXY_WS_MAX_MESSAGE_BYTES,

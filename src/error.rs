@@ -72,6 +72,10 @@ impl ApiError {
                 ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
                 ProxyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
                 ProxyError::ClientBody(_) => (StatusCode::BAD_REQUEST, "request_body_error"),
+                ProxyError::ResponseTooLarge { .. } => {
+                    (StatusCode::BAD_GATEWAY, "upstream_response_too_large")
+                }
+                ProxyError::UpstreamBody(_) => (StatusCode::BAD_GATEWAY, "upstream_body_error"),
                 ProxyError::Spool(_) | ProxyError::Build(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal")
                 }
@@ -98,6 +102,10 @@ impl ApiError {
                 format!("the request body is larger than {cap} bytes")
             }
             Self::Proxy(ProxyError::ClientBody(_)) => "the request body could not be read".to_owned(),
+            Self::Proxy(ProxyError::ResponseTooLarge { cap }) => format!(
+                "the answer is larger than the {cap} bytes Waggle buffers for Nextcloud's PHP proxy; use HaRP or ranges"
+            ),
+            Self::Proxy(ProxyError::UpstreamBody(_)) => "the service's answer broke off".to_owned(),
             Self::Proxy(_) | Self::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -158,6 +166,8 @@ mod tests {
             (ApiError::Proxy(ProxyError::Unreachable("x".into())), 502, "upstream_unreachable"),
             (ApiError::Proxy(ProxyError::TooLarge { cap: 1 }), 413, "payload_too_large"),
             (ApiError::Proxy(ProxyError::ClientBody("x".into())), 400, "request_body_error"),
+            (ApiError::Proxy(ProxyError::ResponseTooLarge { cap: 1 }), 502, "upstream_response_too_large"),
+            (ApiError::Proxy(ProxyError::UpstreamBody("x".into())), 502, "upstream_body_error"),
             (ApiError::Proxy(ProxyError::Spool(std::io::Error::other("disk"))), 500, "internal"),
             (ApiError::Internal(anyhow::anyhow!("boom")), 500, "internal"),
         ];

@@ -4,6 +4,7 @@
 //! how they sign, where they send.
 
 pub mod body;
+pub mod framing;
 pub mod http;
 pub mod ws;
 
@@ -26,6 +27,15 @@ pub enum ProxyError {
         /// The cap in bytes.
         cap: u64,
     },
+    /// The upstream's answer is larger than Waggle may buffer for AppAPI's PHP proxy.
+    #[error("upstream answer over the {cap}-byte buffer cap")]
+    ResponseTooLarge {
+        /// The cap in bytes.
+        cap: u64,
+    },
+    /// The upstream's answer broke off (or stalled) while Waggle buffered it.
+    #[error("the upstream answer broke off")]
+    UpstreamBody(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The client's body failed or stalled while we read it.
     #[error("reading the request body failed")]
     ClientBody(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -16,6 +16,8 @@ use tower_http::trace::TraceLayer;
 use crate::auth::appapi::CredentialCheck;
 use crate::auth::{Access, AppApiAuth};
 use crate::error::ApiError;
+use crate::proxy::body::BodyLimits;
+use crate::proxy::framing::{Framing, php_proxy_framing};
 use crate::state::AppState;
 use crate::{admin, events, headers, keys, lifecycle, nextcloud, saas, spa, telemetry};
 
@@ -43,16 +45,28 @@ pub fn router(state: AppState) -> Router {
     let assets = spa::asset_routes().route_layer(auth(Access::System));
     let shell = spa::page_routes(std::sync::Arc::new(spa::Spa::new(&settings.nextcloud.public_url)))
         .route_layer(auth(Access::User));
+    // Answers to requests that came through AppAPI's PHP proxy get a Content-Length (AppAPI 5.0.2
+    // corrupts chunked ones); HaRP and direct requests stream.
+    let framing = Framing {
+        limits: BodyLimits {
+            memory: settings.proxy.memory_body_bytes,
+            cap: settings.proxy.php_proxy_response_cap_bytes,
+        },
+        dir: settings.app.storage_dir.join("spool"),
+    };
+    let php_proxy_framing = || axum::middleware::from_fn_with_state(framing.clone(), php_proxy_framing);
     // Streaming: no timeout layer here; the forwarder bounds header waits and body idleness.
     let api = Router::new()
         .route("/api/{*path}", any(saas::routes::forward))
         .route("/auth/{*path}", any(saas::routes::forward))
-        .route_layer(auth(Access::User));
+        .route_layer(auth(Access::User))
+        .layer(php_proxy_framing());
     // PUBLIC in the manifest: AppAPI still signs the hop (empty user); the SaaS's own signature is
     // checked inside the handler. Streaming, so no timeout layer.
     let callbacks = Router::new()
         .route("/nc/{*path}", any(nextcloud::routes::callback))
-        .route_layer(auth(Access::System));
+        .route_layer(auth(Access::System))
+        .layer(php_proxy_framing());
     // webhook_listeners deliveries: AppAPI calls this directly (a relative uri), never through the
     // proxy, so it is not in the manifest; it still carries the AppAPI header (the triggering user).
     let hooks = Router::new()
