@@ -15,6 +15,7 @@ mod manifest;
 mod nc_cli;
 mod nc_proxy;
 mod nextcloud31;
+mod php_proxy;
 mod saas_proxy;
 mod saas_ws;
 mod spa;

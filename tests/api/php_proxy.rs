@@ -15,10 +15,19 @@ use base64::Engine as _;
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::fakes::{Fake, Recorded};
-use crate::harness::{APP_ID, SECRET};
-use crate::saas_proxy::{TENANT_KEY, TENANT_KEY_ID, app_with, saas};
 use waggle::signing::{CallbackRequest, SigningKey, sign_callback};
+
+use crate::fakes::saas::echo as saas;
+use crate::fakes::{Fake, Recorded};
+use crate::harness::{APP_ID, SECRET, TENANT_KEY, TENANT_KEY_ID, TestApp, now};
+
+async fn app_with(saas: &Fake, extra: &[(&str, &str)]) -> TestApp {
+    let mut b = TestApp::builder().saas(saas);
+    for (k, v) in extra {
+        b = b.env(k, v);
+    }
+    b.spawn().await
+}
 
 /// The fake proxy in front of `upstream` (Waggle or any server), acting for `user`.
 async fn php_proxy(upstream: String, user: &'static str) -> SocketAddr {
@@ -228,7 +237,7 @@ async fn an_answer_over_the_buffer_cap_is_a_clear_502() {
 
 #[tokio::test]
 async fn a_propfind_through_the_php_proxy_parses() {
-    let nc = crate::fakes::nextcloud().await;
+    let nc = crate::fakes::nextcloud::nextcloud().await;
     let multistatus = concat!(
         "<?xml version=\"1.0\"?>\n<d:multistatus xmlns:d=\"DAV:\">",
         "<d:response><d:href>/remote.php/dav/files/alice/</d:href></d:response>",
@@ -250,7 +259,7 @@ async fn a_propfind_through_the_php_proxy_parses() {
             r.into_response()
         },
     );
-    let app = crate::harness::TestApp::builder().nextcloud(&nc).spawn().await;
+    let app = TestApp::builder().nextcloud(&nc).spawn().await;
     let proxy = php_proxy(app.url(""), "").await;
     let key = SigningKey::from_tenant_key(TENANT_KEY_ID, TENANT_KEY);
     let propfind = Method::from_bytes(b"PROPFIND").unwrap();
@@ -264,7 +273,7 @@ async fn a_propfind_through_the_php_proxy_parses() {
         destination: None,
     };
     let nonce = waggle::signing::random_nonce(&mut rand::rng());
-    let (wire, headers) = sign_callback(&key, &call, crate::saas_proxy::now(), &nonce).unwrap();
+    let (wire, headers) = sign_callback(&key, &call, now(), &nonce).unwrap();
     let r = reqwest::Client::new()
         .request(wire, proxied(proxy, "/nc/remote.php/dav/files/alice/"))
         .headers(headers)
