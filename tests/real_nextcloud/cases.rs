@@ -335,6 +335,18 @@ async fn admin_routes_as_admin_and_as_a_user(w: &mut World) -> anyhow::Result<()
 
 async fn events_from_occ_without_a_configured_admin(w: &mut World) -> anyhow::Result<()> {
     ensure!(!w.readme.env.contains_key("WAGGLE_SYNC__ADMIN_UID"));
+    // webhook_listeners 1.2.0 refused every user and group class Waggle probed at enable: no listener.
+    let admin = w.admin();
+    let r = w
+        .http
+        .get(format!("{}/ocs/v2.php/apps/webhook_listeners/api/v1/webhooks?format=json", w.nc.url))
+        .basic_auth(&admin.uid, Some(&admin.password))
+        .header("OCS-APIRequest", "true")
+        .send()
+        .await?;
+    ensure!(r.status() == 200, "listing webhook listeners answered {}", r.status());
+    let listeners: Value = r.json().await?;
+    ensure!(listeners["ocs"]["data"] == json!([]), "listeners registered: {}", listeners["ocs"]["data"]);
     let started = Instant::now();
     w.nc.occ(
         &["user:add", "--password-from-env", "--display-name", "Carol", "carol"],
