@@ -1,5 +1,6 @@
 //! The command line: serve (default), `healthcheck` (the Docker HEALTHCHECK) and `nc-call` (the
-//! reference `/nc` client). Exit codes: 0 success, 1 failure, 2 configuration error.
+//! reference `/nc` client). Exit codes: 0 success, 1 failure, 2 configuration error; `healthcheck`
+//! exits 0 or 1 only, because Docker reserves every other code of a HEALTHCHECK command.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,15 +70,19 @@ pub async fn run() -> ExitCode {
     if let Command::NcCall(args) = command {
         return exit(nc_call::run(*args).await, "waggle nc-call");
     }
+    let probe = matches!(command, Command::Healthcheck);
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("waggle: configuration error: {e}");
-            return ExitCode::from(2);
+            return if probe { ExitCode::FAILURE } else { ExitCode::from(2) };
         }
     };
-    let result = if matches!(command, Command::Healthcheck) {
-        healthcheck::run(&settings, Duration::from_secs(4)).await
+    let result = if probe {
+        // In its own task, so that even a panic ends as "unhealthy" (1), never as 101.
+        tokio::spawn(async move { healthcheck::run(&settings, Duration::from_secs(4)).await })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the probe failed: {e}")))
     } else {
         telemetry::init(settings.log_format);
         match App::build(settings).await {

@@ -505,16 +505,13 @@ impl Settings {
             Some(u) => nc_url(&u, env::NC_PUBLIC_URL)?,
             None => nextcloud_url.clone(),
         };
-        let host: IpAddr = required(a.host, env::APP_HOST)?
-            .parse()
-            .map_err(|_| ConfigError::new(env::APP_HOST, "is not an IP address"))?;
         let port: u16 = required(a.port, env::APP_PORT)?
             .parse()
             .map_err(|_| ConfigError::new(env::APP_PORT, "is not a port number (0-65535)"))?;
         let harp = non_empty(a.harp_shared_key);
         let listen = match harp {
             Some(_) => ListenOn::Unix(PathBuf::from(required(raw.harp_socket, env::HARP_SOCKET)?)),
-            None => ListenOn::Tcp(SocketAddr::new(host, port)),
+            None => ListenOn::Tcp(listen_addr(&required(a.host, env::APP_HOST)?, port)?),
         };
         let tenant_key = match (raw.tenant_key.filter(|k| !k.is_empty()), non_empty(raw.tenant_key_id)) {
             (Some(key), Some(id)) => Some(TenantKeySettings { id, secret: SecretString::from(key) }),
@@ -628,6 +625,28 @@ impl AppSettings {
     pub(crate) fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret().as_bytes()
     }
+}
+
+/// `APP_HOST` is an IP address or a host name: AppAPI passes an `OVERRIDE_APP_HOST` through as the
+/// admin typed it. A name is resolved once, here, and the first address is bound (and probed by
+/// `waggle healthcheck`, which resolves it the same way).
+fn listen_addr(host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let is_name = bare.len() <= 253
+        && bare.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !is_name {
+        return Err(ConfigError::new(env::APP_HOST, "is neither an IP address nor a host name"));
+    }
+    let mut addrs = std::net::ToSocketAddrs::to_socket_addrs(&(bare, port))
+        .map_err(|e| ConfigError::new(env::APP_HOST, format!("cannot be resolved ({e})")))?;
+    addrs.next().ok_or_else(|| ConfigError::new(env::APP_HOST, "resolves to no address"))
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {

@@ -69,7 +69,8 @@ fn invalid_nextcloud_url_names_the_variable() {
 #[test]
 fn invalid_port_and_host_are_refused() {
     assert_eq!(err(&with(&[("APP_PORT", "70000")])).variable, "APP_PORT");
-    assert_eq!(err(&with(&[("APP_HOST", "example.com")])).variable, "APP_HOST");
+    // A host name is accepted (resolved at start); a value that is neither an address nor a name is not.
+    assert_eq!(err(&with(&[("APP_HOST", "example com")])).variable, "APP_HOST");
 }
 
 #[test]
@@ -147,4 +148,36 @@ fn debug_output_never_shows_secrets() {
             .unwrap();
     let dbg = format!("{s:?}");
     assert!(!dbg.contains("s3cret") && !dbg.contains("tenant-xyz"), "{dbg}");
+}
+
+#[test]
+fn app_host_may_be_a_host_name_resolved_at_start() {
+    let s = Settings::load_from(&with(&[("APP_HOST", "localhost")])).unwrap();
+    match s.server.listen {
+        ListenOn::Tcp(addr) => {
+            assert!(addr.ip().is_loopback(), "localhost resolves to a loopback address: {addr}");
+            assert_eq!(addr.port(), 23001);
+        }
+        ListenOn::Unix(p) => panic!("TCP expected, got {}", p.display()),
+    }
+    let s = Settings::load_from(&with(&[("APP_HOST", "[::1]")])).unwrap();
+    assert_eq!(s.server.listen, ListenOn::Tcp("[::1]:23001".parse().unwrap()));
+    for bad in ["not a host", "host/path", "a..b", "http://x", "x:80"] {
+        let e = err(&with(&[("APP_HOST", bad)]));
+        assert_eq!(e.variable, "APP_HOST", "{bad}");
+    }
+}
+
+#[test]
+fn app_host_is_not_needed_behind_harp() {
+    let s = Settings::load_from(&with(&[("APP_HOST", "not a host"), ("HP_SHARED_KEY", "k")])).unwrap();
+    assert!(s.is_harp());
+}
+
+#[test]
+fn the_default_shutdown_grace_ends_before_dockers_stop_timeout() {
+    // AppAPI sets no stop timeout on the containers it creates, so Docker's 10 s apply; the drain must
+    // end first, with time left to exit, or SIGKILL cuts it off.
+    let s = Settings::load_from(&base()).unwrap();
+    assert!(s.server.shutdown_grace <= Duration::from_secs(8), "{:?}", s.server.shutdown_grace);
 }

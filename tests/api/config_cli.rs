@@ -96,6 +96,59 @@ async fn healthcheck_subcommand_probes_the_running_server() {
     assert_eq!(down.status.code(), Some(1));
 }
 
+/// Docker reads a HEALTHCHECK's exit code as 0 healthy, 1 unhealthy, and reserves every other code:
+/// the probe never exits 2, not even on a configuration error.
+#[test]
+fn healthcheck_exits_only_0_or_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().to_str().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![],                                                       // nothing set
+        vec![("APP_SECRET", SECRET), ("NEXTCLOUD_URL", "not a url")], // invalid value
+        vec![("APP_SECRET", SECRET), ("NEXTCLOUD_URL", "http://nc/"), ("APP_HOST", "not a host")],
+        // valid, but nothing listens there
+        vec![
+            ("APP_SECRET", SECRET),
+            ("NEXTCLOUD_URL", "http://nc/"),
+            ("APP_PERSISTENT_STORAGE", storage),
+            ("APP_PORT", &port),
+        ],
+    ];
+    for vars in cases {
+        let out = waggle(&vars, &["healthcheck"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{vars:?}: {stderr}");
+        assert!(!stderr.contains(SECRET), "no secret printed: {stderr}");
+    }
+}
+
+/// `APP_HOST` may be a host name: the server binds what it resolves to, and the healthcheck (same
+/// environment) finds it there.
+#[test]
+fn a_host_name_in_app_host_is_served_and_probed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let env = valid_env(dir.path().to_str().unwrap());
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("APP_PORT", &port));
+    vars.push(("APP_HOST", "localhost"));
+    let mut child = waggle(&vars, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = waggle(&vars, &["healthcheck"]).stderr(Stdio::null()).status().unwrap();
+        if status.success() {
+            break;
+        }
+        assert_eq!(status.code(), Some(1));
+        assert!(Instant::now() < deadline, "the server bound to `localhost` never answered its healthcheck");
+        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
     let logs = serve_then_sigterm(None);
