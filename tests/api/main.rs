@@ -19,5 +19,6 @@ mod php_proxy;
 mod saas_proxy;
 mod saas_ws;
 mod spa;
+mod start_sh;
 mod tenant_keys;
 mod unix_socket;
