@@ -5,6 +5,7 @@ mod harness;
 
 mod auth_matrix;
 mod browser;
+mod build_context;
 mod config_cli;
 mod events_delivery;
 mod events_durability;
