@@ -244,3 +244,165 @@ fn printed_registration_json_matches_the_manifest() {
         assert_eq!(printed, routes, "{doc}");
     }
 }
+
+/// The variables `info.xml` declares: (name, description), and whether a `<default>` is present.
+fn declared_variables() -> Vec<(String, String, bool)> {
+    let (doc, _) = manifest();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("variable"))
+        .map(|v| {
+            let child = |tag: &str| {
+                v.children()
+                    .find(|c| c.has_tag_name(tag))
+                    .and_then(|c| c.text())
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            };
+            let has_default = v.children().any(|c| c.has_tag_name("default"));
+            (child("name"), child("description"), has_default)
+        })
+        .collect()
+}
+
+/// A valid, non-default value for each declared variable. Keys must equal the declared set.
+const DECLARED_TEST_VALUES: &[(&str, &str)] = &[
+    ("WAGGLE_SERVICE_URL", "https://saas.example.com/"),
+    ("WAGGLE_PAIRING_CODE", "pair-123"),
+    ("WAGGLE_TENANT_KEY", "dGVuYW50LWtleQ"),
+    ("WAGGLE_TENANT_KEY_ID", "tk-7"),
+    ("WAGGLE_NC_PUBLIC_URL", "https://cloud.example.com/"),
+    ("WAGGLE_EVENTS_URL", "https://events.example.com/in/"),
+    ("WAGGLE_SYNC_INTERVAL", "77"),
+    ("WAGGLE_SYNC__ADMIN_UID", "root2"),
+    ("WAGGLE_CALLBACK__READ_ONLY", "true"),
+    ("WAGGLE_CALLBACK__APPS", "deck,forms"),
+    ("WAGGLE_CALLBACK__EXTRA_ALLOW", "/ocs/v2.php/apps/deck/"),
+    ("WAGGLE_CALLBACK__DENY", "/remote.php/dav/files/"),
+    ("WAGGLE_CALLBACK__SERVICE_PATHS", "/ocs/v2.php/cloud/capabilities"),
+    ("WAGGLE_CALLBACK__DESTRUCTIVE_PER_MINUTE", "9"),
+    ("WAGGLE_CALLBACK__BODY_CAP_BYTES", "1234"),
+    ("WAGGLE_PROXY__API_BODY_CAP_BYTES", "4321"),
+    ("WAGGLE_PROXY__WS_MAX_MESSAGE_BYTES", "999"),
+    ("WAGGLE_PROXY__HEADER_TIMEOUT_SECS", "11"),
+    ("WAGGLE_PROXY__IDLE_TIMEOUT_SECS", "12"),
+    ("WAGGLE_NEXTCLOUD__TIMEOUT_SECS", "13"),
+    ("WAGGLE_LOG_FORMAT", "pretty"),
+    ("RUST_LOG", "debug"),
+];
+
+/// AppAPI hands a Docker/HaRP-deployed Waggle only the declared variables: each one must be a knob
+/// Waggle really reads (setting it changes the loaded settings), and the ones an admin needs are there.
+#[test]
+fn every_declared_variable_is_a_knob_waggle_reads() {
+    let declared: std::collections::BTreeSet<String> =
+        declared_variables().into_iter().map(|v| v.0).collect();
+    let table: std::collections::BTreeSet<String> =
+        DECLARED_TEST_VALUES.iter().map(|(k, _)| (*k).to_owned()).collect();
+    assert_eq!(declared, table, "each declared variable needs a test value here");
+    for needed in [
+        "WAGGLE_SERVICE_URL",
+        "WAGGLE_PAIRING_CODE",
+        "WAGGLE_SYNC_INTERVAL",
+        "WAGGLE_CALLBACK__READ_ONLY",
+        "WAGGLE_CALLBACK__APPS",
+        "WAGGLE_CALLBACK__EXTRA_ALLOW",
+        "WAGGLE_CALLBACK__DENY",
+        "WAGGLE_CALLBACK__BODY_CAP_BYTES",
+        "WAGGLE_PROXY__API_BODY_CAP_BYTES",
+        "WAGGLE_PROXY__WS_MAX_MESSAGE_BYTES",
+    ] {
+        assert!(declared.contains(needed), "{needed} must be settable under AppAPI");
+    }
+    let base: std::collections::HashMap<String, String> = [
+        ("APP_SECRET", "s"),
+        ("NEXTCLOUD_URL", "http://nc.local/"),
+        ("APP_PERSISTENT_STORAGE", "/tmp/waggle-manifest-test"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let loaded = |vars: &std::collections::HashMap<String, String>| {
+        format!("{:?}", waggle::Settings::load_from(vars).unwrap_or_else(|e| panic!("{vars:?}: {e}")))
+    };
+    let before = loaded(&base);
+    for (var, value) in DECLARED_TEST_VALUES {
+        if *var == "RUST_LOG" {
+            // Read by the log filter from the process environment, not by the settings.
+            continue;
+        }
+        let mut vars = base.clone();
+        vars.insert((*var).to_owned(), (*value).to_owned());
+        // The tenant key comes as a pair.
+        for (a, b) in
+            [("WAGGLE_TENANT_KEY", "WAGGLE_TENANT_KEY_ID"), ("WAGGLE_TENANT_KEY_ID", "WAGGLE_TENANT_KEY")]
+        {
+            if *var == a {
+                let other = DECLARED_TEST_VALUES.iter().find(|(k, _)| *k == b).unwrap().1;
+                vars.insert(b.to_owned(), other.to_owned());
+            }
+        }
+        assert_ne!(loaded(&vars), before, "{var} changes nothing Waggle loads");
+    }
+}
+
+/// No `<default>` element (AppAPI would store it at install and replay it on every update, freezing
+/// it); each description names the default that applies, and numbers and switches match
+/// `config/defaults.toml`.
+#[test]
+fn declared_variables_name_their_defaults_without_freezing_them() {
+    let defaults = config::Config::builder()
+        .add_source(config::File::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/defaults.toml")).unwrap(),
+            config::FileFormat::Toml,
+        ))
+        .build()
+        .unwrap();
+    for (name, description, has_default) in declared_variables() {
+        assert!(!has_default, "{name}: no <default> element");
+        let Some(stated) = description.split("Default: ").nth(1) else {
+            assert!(
+                name == "WAGGLE_SERVICE_URL" && description.contains("no default"),
+                "{name}: {description}"
+            );
+            continue;
+        };
+        let key = name.trim_start_matches("WAGGLE_").to_lowercase().replace("__", ".");
+        if let Ok(value) = defaults.get_string(&key) {
+            let plain = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric());
+            if plain {
+                let first = stated.split([' ', '.']).next().unwrap();
+                assert_eq!(first, value, "{name}: the description's default is not config/defaults.toml's");
+            }
+        }
+    }
+}
+
+/// README.md's table says which setting is set where; its `--env` column must be the manifest's list.
+#[test]
+fn the_readme_table_of_where_settings_are_set_matches_the_manifest() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("### Which setting is set where").nth(1).expect("the README has the table");
+    let mut yes = std::collections::BTreeSet::new();
+    let mut no = std::collections::BTreeSet::new();
+    for row in section.lines().take_while(|l| !l.starts_with("## ")).filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let names: Vec<String> = cells[0]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|n| !n.contains('*') && !n.contains('.'))
+            .map(str::to_owned)
+            .collect();
+        match cells[3].trim() {
+            "yes" => yes.extend(names),
+            "no" => no.extend(names),
+            other => panic!("`--env` column must be yes or no: {other} in {row}"),
+        }
+    }
+    let declared: std::collections::BTreeSet<String> =
+        declared_variables().into_iter().map(|v| v.0).collect();
+    assert_eq!(yes, declared, "README rows marked yes vs info.xml");
+    assert!(no.is_disjoint(&declared), "declared but marked no: {:?}", no.intersection(&declared));
+    assert!(no.contains("WAGGLE_SERVER__SHUTDOWN_GRACE_SECS") && no.contains("APP_SECRET"), "{no:?}");
+}
