@@ -2,6 +2,7 @@
 #
 # Waggle: Nextcloud External App (ExApp) image.
 #
+#   scripts/pin-base-images.sh        # once per toolchain or base-image update: pins the digests below
 #   docker build -t ghcr.io/waggle-connector/waggle:0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t ghcr.io/waggle-connector/waggle:0.1.0 --push .
 #
@@ -16,12 +17,32 @@
 # `mkdir -p /certs/frp` and `update-ca-certificates` inside the container (docs/DEPLOY.md).
 # scratch/distroless images break HaRP installs.
 
-# Toolchain: `1` follows the latest stable release (the crate needs >= 1.85, edition 2024).
-# Pin for reproducible builds, e.g. --build-arg RUST_VERSION=1.95.0
-ARG RUST_VERSION=1
+# Reproducible images: the Rust toolchain is pinned by version, and both base images by digest (the
+# multi-platform index digest, so amd64 and arm64 builds use the same pin). The digests are not typed
+# by hand: `scripts/pin-base-images.sh` resolves them (`docker buildx imagetools inspect`) and writes
+# them into RUST_DIGEST and DEBIAN_DIGEST below; commit the result. While a digest is empty the build
+# stops at once with that instruction, unless `--build-arg ALLOW_UNPINNED=1` is given (a throw-away
+# local build that uses whatever the tags point at today).
+# RUST_VERSION must be at least Cargo.toml's rust-version; change it together with the digests.
+ARG RUST_VERSION=1.95.0
+ARG RUST_DIGEST=
+ARG DEBIAN_DIGEST=
+ARG ALLOW_UNPINNED=
 
 # ---------------------------------------------------------------------------------------------
-FROM rust:${RUST_VERSION}-bookworm AS chef
+FROM docker.io/library/rust:${RUST_VERSION}-bookworm${RUST_DIGEST:+@${RUST_DIGEST}} AS chef
+ARG RUST_DIGEST
+ARG DEBIAN_DIGEST
+ARG ALLOW_UNPINNED
+RUN if [ -z "${RUST_DIGEST}" ] || [ -z "${DEBIAN_DIGEST}" ]; then \
+        if [ "${ALLOW_UNPINNED}" = 1 ]; then \
+            echo "warning: building from unpinned base images (ALLOW_UNPINNED=1)" >&2; \
+        else \
+            echo "The base images are not pinned: run scripts/pin-base-images.sh and commit the result" \
+                "(or pass --build-arg ALLOW_UNPINNED=1 for a throw-away local build)." >&2; \
+            exit 1; \
+        fi; \
+    fi
 ARG CARGO_CHEF_VERSION=0.1.78
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}"
 WORKDIR /build
@@ -49,7 +70,7 @@ RUN cargo build --release --locked --bin waggle \
 
 # ---------------------------------------------------------------------------------------------
 # Runs on the build platform (no emulation needed) and fetches the tarball of the target platform.
-FROM --platform=$BUILDPLATFORM debian:bookworm-slim AS frpc
+FROM --platform=$BUILDPLATFORM docker.io/library/debian:bookworm-slim${DEBIAN_DIGEST:+@${DEBIAN_DIGEST}} AS frpc
 ARG TARGETARCH
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
@@ -78,7 +99,7 @@ RUN set -eu; \
     rm -rf /tmp/frp.tar.gz "/tmp/${name}"
 
 # ---------------------------------------------------------------------------------------------
-FROM debian:bookworm-slim AS runtime
+FROM docker.io/library/debian:bookworm-slim${DEBIAN_DIGEST:+@${DEBIAN_DIGEST}} AS runtime
 # ca-certificates: TLS to Nextcloud and the SaaS, and update-ca-certificates for HaRP's CA install.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
