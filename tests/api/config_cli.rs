@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{SECRET, TestApp, wait_until_blocking};
+use crate::harness::{SECRET, TestApp, free_port, wait_until_blocking};
 
 const BIN: &str = env!("CARGO_BIN_EXE_waggle");
 
@@ -102,7 +102,7 @@ async fn healthcheck_subcommand_probes_the_running_server() {
 fn healthcheck_exits_only_0_or_1() {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().to_str().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let port = free_port().to_string();
     let cases: Vec<Vec<(&str, &str)>> = vec![
         vec![],                                                       // nothing set
         vec![("APP_SECRET", SECRET), ("NEXTCLOUD_URL", "not a url")], // invalid value
@@ -128,23 +128,22 @@ fn healthcheck_exits_only_0_or_1() {
 #[test]
 fn a_host_name_in_app_host_is_served_and_probed() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let port = free_port().to_string();
     let env = valid_env(dir.path().to_str().unwrap());
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.push(("APP_PORT", &port));
     vars.push(("APP_HOST", "localhost"));
     let mut child = waggle(&vars, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let status = waggle(&vars, &["healthcheck"]).stderr(Stdio::null()).status().unwrap();
-        if status.success() {
-            break;
-        }
-        assert_eq!(status.code(), Some(1));
-        assert!(Instant::now() < deadline, "the server bound to `localhost` never answered its healthcheck");
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_blocking(
+        "the server bound to `localhost` answers its healthcheck",
+        Duration::from_secs(20),
+        || {
+            assert!(child.try_wait().unwrap().is_none(), "the server exited");
+            let status = waggle(&vars, &["healthcheck"]).stderr(Stdio::null()).status().unwrap();
+            assert!(status.code() == Some(0) || status.code() == Some(1), "{status}");
+            status.success()
+        },
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::harness::{SECRET, free_port, wait_until_blocking};
 
 const START_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/start.sh");
 const KEY: &str = r#"hp-K"e\y{{x}}-shared"#;
@@ -123,14 +125,6 @@ impl Rig {
     }
 }
 
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Whether a process runs (a zombie does not count).
 fn running(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -173,17 +167,12 @@ impl Drop for Rig {
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("start.sh did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut status = None;
+    wait_until_blocking("start.sh exits", limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
 }
 
 fn assert_no_secret(output: &str) {
@@ -263,8 +252,8 @@ fn with_the_shared_key_it_writes_the_config_runs_frpc_and_stops_it_with_the_appl
     std::fs::set_permissions(rig.path("run/frpc.toml"), std::fs::Permissions::from_mode(0o644)).unwrap();
 
     let mut child = rig.spawn(rig.command(&vars, None));
-    wait_until("frpc started", Duration::from_secs(10), || !rig.frpc_starts().is_empty());
-    wait_until("waggle started", Duration::from_secs(10), || !rig.read("waggle.pid").is_empty());
+    wait_until_blocking("frpc started", Duration::from_secs(10), || !rig.frpc_starts().is_empty());
+    wait_until_blocking("waggle started", Duration::from_secs(10), || !rig.read("waggle.pid").is_empty());
     assert_eq!(rig.read("waggle.pid").trim(), child.id().to_string(), "exec keeps the pid");
 
     let config = rig.read("frpc-1.toml");
@@ -278,10 +267,10 @@ fn with_the_shared_key_it_writes_the_config_runs_frpc_and_stops_it_with_the_appl
 
     // The application exits; its parent (this test) does not reap it yet.
     std::fs::write(rig.path("stop"), "").unwrap();
-    wait_until("frpc is stopped after the application exits", Duration::from_secs(10), || {
+    wait_until_blocking("frpc is stopped after the application exits", Duration::from_secs(10), || {
         rig.read("frpc.terminated").trim() == frpc_pid.to_string()
     });
-    wait_until("the supervisor is gone", Duration::from_secs(10), || !running(supervisor_pid));
+    wait_until_blocking("the supervisor is gone", Duration::from_secs(10), || !running(supervisor_pid));
     assert!(!running(frpc_pid));
     assert_eq!(rig.frpc_starts().len(), 1, "not restarted once the application is gone");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).code(), Some(0));
@@ -328,12 +317,12 @@ fn a_failing_frpc_is_restarted_with_backoff() {
     vars.insert("WAGGLE_FRPC_BACKOFF_MAX_MS".into(), "400".into());
     vars.insert("WAGGLE_FRPC_STABLE_SECS".into(), "2".into());
     let mut child = rig.spawn(rig.command(&vars, None));
-    wait_until("eight frpc starts", Duration::from_secs(30), || rig.frpc_starts().len() >= 8);
+    wait_until_blocking("eight frpc starts", Duration::from_secs(30), || rig.frpc_starts().len() >= 8);
     std::fs::write(rig.path("stop"), "").unwrap();
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).code(), Some(0));
     let starts = rig.frpc_starts();
     let supervisor = starts[0].1;
-    wait_until("the supervisor is gone", Duration::from_secs(10), || !running(supervisor));
+    wait_until_blocking("the supervisor is gone", Duration::from_secs(10), || !running(supervisor));
     let total = rig.frpc_starts().len();
 
     let output = rig.read("out.log");
@@ -424,12 +413,12 @@ fn the_real_waggle_serves_the_socket_that_frpc_is_pointed_at() {
     let wbin = rig.path("wbin");
     std::fs::create_dir(&wbin).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_waggle"), wbin.join("waggle")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let mut vars = rig.harp_env();
     vars.insert("STUB_FRPC".into(), "run".into());
     vars.insert("APP_PORT".into(), port.to_string());
     vars.insert("APP_HOST".into(), "127.0.0.1".into());
-    vars.insert("APP_SECRET".into(), crate::harness::SECRET.into());
+    vars.insert("APP_SECRET".into(), SECRET.into());
     vars.insert("NEXTCLOUD_URL".into(), "http://127.0.0.1:9/".into());
     vars.insert("APP_PERSISTENT_STORAGE".into(), rig.p("data"));
 
@@ -444,11 +433,11 @@ fn the_real_waggle_serves_the_socket_that_frpc_is_pointed_at() {
             .unwrap()
             .success()
     };
-    wait_until("waggle answers its healthcheck on the socket", Duration::from_secs(30), || {
+    wait_until_blocking("waggle answers its healthcheck on the socket", Duration::from_secs(30), || {
         assert!(child.try_wait().unwrap().is_none(), "start.sh exited");
         healthcheck()
     });
-    wait_until("frpc started", Duration::from_secs(10), || !rig.frpc_starts().is_empty());
+    wait_until_blocking("frpc started", Duration::from_secs(10), || !rig.frpc_starts().is_empty());
     let config = rig.read("frpc-1.toml");
     let socket = rig.p("exapp.sock");
     assert!(config.contains(&format!("unixPath = \"{socket}\"\n")), "{config}");
@@ -460,7 +449,7 @@ fn the_real_waggle_serves_the_socket_that_frpc_is_pointed_at() {
     let (frpc_pid, _, _) = rig.frpc_starts()[0];
     let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
-    wait_until("frpc is stopped with waggle", Duration::from_secs(15), || {
+    wait_until_blocking("frpc is stopped with waggle", Duration::from_secs(15), || {
         rig.read("frpc.terminated").trim() == frpc_pid.to_string()
     });
     let status = wait_exit(&mut child, Duration::from_secs(15));
@@ -469,5 +458,5 @@ fn the_real_waggle_serves_the_socket_that_frpc_is_pointed_at() {
     let output = rig.read("out.log");
     assert!(output.contains("listening on the HaRP unix socket"), "{output}");
     assert_no_secret(&output);
-    assert!(!output.contains(crate::harness::SECRET), "{output}");
+    assert!(!output.contains(SECRET), "{output}");
 }
