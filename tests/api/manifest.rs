@@ -283,6 +283,7 @@ const DECLARED_TEST_VALUES: &[(&str, &str)] = &[
     ("WAGGLE_CALLBACK__DESTRUCTIVE_PER_MINUTE", "9"),
     ("WAGGLE_CALLBACK__BODY_CAP_BYTES", "1234"),
     ("WAGGLE_PROXY__API_BODY_CAP_BYTES", "4321"),
+    ("WAGGLE_PROXY__PHP_PROXY_RESPONSE_CAP_BYTES", "5555"),
     ("WAGGLE_PROXY__WS_MAX_MESSAGE_BYTES", "999"),
     ("WAGGLE_PROXY__HEADER_TIMEOUT_SECS", "11"),
     ("WAGGLE_PROXY__IDLE_TIMEOUT_SECS", "12"),
@@ -405,4 +406,19 @@ fn the_readme_table_of_where_settings_are_set_matches_the_manifest() {
     assert_eq!(yes, declared, "README rows marked yes vs info.xml");
     assert!(no.is_disjoint(&declared), "declared but marked no: {:?}", no.intersection(&declared));
     assert!(no.contains("WAGGLE_SERVER__SHUTDOWN_GRACE_SECS") && no.contains("APP_SECRET"), "{no:?}");
+
+    // Every variable Waggle reads has a row: by name, or through a `PREFIX*` pattern of the last row.
+    let table = section.split("\n## ").next().unwrap();
+    let patterns: Vec<&str> =
+        table.split('`').skip(1).step_by(2).filter_map(|n| n.strip_suffix('*')).collect();
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
+    for read in source.split('"').skip(1).step_by(2).filter(|s| {
+        ["WAGGLE_", "APP_", "HP_", "AA_", "NEXTCLOUD_"].iter().any(|p| s.starts_with(p))
+            && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            && !s.ends_with('_')
+    }) {
+        let named = yes.contains(read) || no.contains(read);
+        let covered = patterns.iter().any(|p| read.starts_with(p));
+        assert!(named || covered, "{read} is read by Waggle but missing from README's table");
+    }
 }
