@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::{ListenOn, Settings};
-use crate::state::AppState;
+use crate::state::{AppState, Workers};
 
 enum Bound {
     Tcp(TcpListener),
@@ -21,6 +21,7 @@ enum Bound {
 pub struct App {
     bound: Bound,
     state: AppState,
+    workers: Workers,
 }
 
 impl std::fmt::Debug for App {
@@ -44,7 +45,7 @@ impl App {
             }
             ListenOn::Unix(path) => Bound::Unix(bind_unix(path)?, path.clone()),
         };
-        let state = AppState::new(Arc::new(settings))?;
+        let (state, tasks) = AppState::build(Arc::new(settings))?;
         let runtime = tokio::runtime::Handle::current();
         let (scheduler, workers) = (runtime.runtime_flavor(), runtime.metrics().num_workers());
         match &bound {
@@ -55,7 +56,7 @@ impl App {
                 tracing::info!(path = %p.display(), ?scheduler, workers, "listening on the HaRP unix socket");
             }
         }
-        Ok(Self { bound, state })
+        Ok(Self { bound, state, workers: tasks })
     }
 
     /// The bound TCP address (None in unix-socket mode).
@@ -66,24 +67,23 @@ impl App {
         }
     }
 
-    /// The shared state (tests use it to inspect lifecycle state).
+    /// The shared state (tests use it to look inside: metrics, keys, outbox, lifecycle).
     pub fn state(&self) -> &AppState {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves (or the state's token is cancelled), then stops accepting,
+    /// Serves until `shutdown` resolves (or the shared token is cancelled), then stops accepting,
     /// lets in-flight requests and background tasks finish within the grace period, and returns.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state.clone();
-        let token = state.shutdown.clone();
+        let background = state.background().clone();
+        let token = background.token();
         let router = crate::routes::router(state.clone());
         // Background workers live under the shared token and tracker.
-        state.tasks.spawn(crate::events::dispatch::run(state.clone()));
-        state.tasks.spawn(crate::events::reconcile::run_schedule(state.clone()));
-        state.tasks.spawn(crate::lifecycle::on_start(state.clone()));
+        self.workers.spawn(&background);
         let drain = token.clone().cancelled_owned();
         let (server, socket) = match self.bound {
             Bound::Tcp(l) => {
@@ -99,15 +99,14 @@ impl App {
             () = token.cancelled() => None,
             r = &mut server => Some(r),
         };
-        token.cancel();
-        state.tasks.close();
+        background.shut_down();
         let result = match early {
             Some(r) => r.context("server task failed")?.context("server stopped"),
             None => {
-                let grace = state.settings.server.shutdown_grace;
+                let grace = state.settings().server.shutdown_grace;
                 let drained = tokio::time::timeout(grace, async {
                     let served = server.await;
-                    state.tasks.wait().await;
+                    background.drained().await;
                     served
                 })
                 .await;

@@ -7,7 +7,10 @@
 pub mod appapi;
 pub mod signature;
 
-pub use appapi::{AppApiAuth, AppApiCaller};
+pub(crate) use appapi::AppApiAuth;
+pub use appapi::AppApiCaller;
+
+use crate::error::ApiError;
 
 /// Why an AppAPI authentication failed. The reason is logged at debug level; callers only see a
 /// generic 401 (except for the two policy failures, which tell a logged-in user what is needed).
@@ -63,9 +66,21 @@ impl AuthFailure {
     }
 }
 
+impl From<AuthFailure> for ApiError {
+    /// Only the two policy failures tell the caller what is needed; every credential failure is the
+    /// same generic 401 (the reason is logged).
+    fn from(failure: AuthFailure) -> Self {
+        match failure {
+            AuthFailure::UserRequired => Self::UserRequired,
+            AuthFailure::NotAdmin => Self::AdminRequired,
+            other => Self::Unauthorized { reason: other.reason() },
+        }
+    }
+}
+
 /// Who a route group admits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Any AppAPI-authenticated call, including system context (empty user).
     System,
     /// A logged-in Nextcloud user (non-empty uid).

@@ -1,46 +1,128 @@
-//! The boundary error: every failure a handler can return, mapped once to a status and a stable code.
+//! The boundary error: every failure that reaches a client, mapped once to a status and a stable code.
+//!
+//! This file is a leaf: it names no other module. Each module keeps its own `thiserror` enum and
+//! converts it here with a deliberate `From` impl next to that enum (`AuthFailure`, `NcError`,
+//! `ProxyError`, `StoreError`, `SaasError`, …); `error/tests.rs` pins every mapping in one table.
+//! Variants are grouped by who is at fault: the client, the upstream (Nextcloud or the SaaS), or our
+//! own state.
 //!
 //! `into_response` has no side effects: it attaches an [`ErrorReport`] to the response extensions and
-//! the error-logging middleware (see `routes.rs`) logs it inside the request span. Bodies are
+//! the trace layer's response hook (see `routes.rs`) logs it once, inside the request span. Bodies are
 //! `{"error":{"code":…,"message":…}}`; 5xx messages stay generic.
 
+use std::borrow::Cow;
+
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::auth::AuthFailure;
-use crate::proxy::ProxyError;
+/// A boxed error source (an upstream failure's cause, kept for the log).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What went wrong, grouped by who is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// The AppAPI credentials were missing or wrong (401).
-    #[error("AppAPI authentication failed: {0}")]
-    Unauthorized(AuthFailure),
+    // --- The client ------------------------------------------------------------------------------
+    /// The request is malformed (400 `bad_request`).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The request is malformed in a way with its own code (400).
+    #[error("invalid request ({code}): {message}")]
+    Invalid {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// The AppAPI credentials were missing or wrong (401 `unauthorized`); the reason is logged only.
+    #[error("AppAPI authentication failed: {reason}")]
+    Unauthorized {
+        /// Why, for the log.
+        reason: &'static str,
+    },
+    /// The route needs a logged-in Nextcloud user (401 `user_required`).
+    #[error("route needs a user")]
+    UserRequired,
+    /// The route needs a Nextcloud administrator (403 `admin_required`).
+    #[error("route needs an administrator")]
+    AdminRequired,
+    /// A signed request's signature did not verify (401 `invalid_signature`); the reason is logged
+    /// and counted by the verifier, never returned.
+    #[error("signature refused: {reason}")]
+    InvalidSignature {
+        /// Why, for the log.
+        reason: &'static str,
+    },
+    /// A webhook delivery without the per-install secret (401 `invalid_hook_secret`).
+    #[error("webhook delivery with a wrong or missing secret")]
+    InvalidHookSecret,
     /// The caller is authenticated but may not do this (403).
-    #[error("forbidden: {message}")]
+    #[error("forbidden ({code}): {message}")]
     Forbidden {
         /// Stable code.
         code: &'static str,
         /// Human-readable explanation.
         message: String,
     },
-    /// The request is malformed (400).
-    #[error("bad request: {0}")]
-    BadRequest(String),
     /// Nothing here (404).
     #[error("not found")]
     NotFound,
+    /// The request conflicts with the current state (409).
+    #[error("conflict ({code}): {message}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// The request body is over a cap (413 `payload_too_large`).
+    #[error("request body over the {cap}-byte cap")]
+    PayloadTooLarge {
+        /// The cap in bytes.
+        cap: u64,
+    },
+    /// Too many requests (429), with `Retry-After` when known.
+    #[error("rate limited ({code})")]
+    RateLimited {
+        /// Stable code.
+        code: &'static str,
+        /// Seconds to wait, sent as `Retry-After`.
+        retry_after: Option<u64>,
+    },
+
+    // --- The upstream ----------------------------------------------------------------------------
+    /// Nextcloud or the SaaS could not be reached, or answered with an error (502).
+    #[error("upstream failed ({code})")]
+    Upstream {
+        /// Stable code.
+        code: &'static str,
+        /// The public message (generic: it names no internal detail).
+        message: Cow<'static, str>,
+        /// The cause, for the log.
+        #[source]
+        source: BoxError,
+    },
+    /// The upstream did not answer in time (504).
+    #[error("upstream did not answer in time ({code})")]
+    UpstreamTimeout {
+        /// Stable code.
+        code: &'static str,
+    },
+
+    // --- Our own state ---------------------------------------------------------------------------
     /// A feature is not ready, e.g. no tenant key yet (503).
     #[error("not ready: {0}")]
     NotReady(&'static str),
-    /// Nextcloud answered with an error or could not be reached (502).
-    #[error("nextcloud call failed: {0}")]
-    Nextcloud(#[source] crate::nextcloud::NcError),
-    /// Forwarding to an upstream failed.
-    #[error("proxy: {0}")]
-    Proxy(#[from] crate::proxy::ProxyError),
+    /// A local resource is unavailable for now: the store, the replay cache, shutdown (503).
+    #[error("unavailable ({code})")]
+    Unavailable {
+        /// Stable code.
+        code: &'static str,
+        /// The cause, for the log, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Anything else (500).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -56,57 +138,52 @@ pub struct ErrorReport {
 }
 
 impl ApiError {
+    /// A 503 for a local resource, with its cause.
+    pub fn unavailable(code: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable { code, source: Some(source.into()) }
+    }
+
     /// Status and stable code of each variant.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::Unauthorized(AuthFailure::UserRequired) => (StatusCode::UNAUTHORIZED, "user_required"),
-            Self::Unauthorized(AuthFailure::NotAdmin) => (StatusCode::FORBIDDEN, "admin_required"),
-            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Unauthorized { .. } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::UserRequired => (StatusCode::UNAUTHORIZED, "user_required"),
+            Self::AdminRequired => (StatusCode::FORBIDDEN, "admin_required"),
+            Self::InvalidSignature { .. } => (StatusCode::UNAUTHORIZED, "invalid_signature"),
+            Self::InvalidHookSecret => (StatusCode::UNAUTHORIZED, "invalid_hook_secret"),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Self::NotReady(code) => (StatusCode::SERVICE_UNAVAILABLE, code),
-            Self::Nextcloud(_) => (StatusCode::BAD_GATEWAY, "nextcloud_unavailable"),
-            Self::Proxy(e) => match e {
-                ProxyError::Unreachable(_) => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
-                ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-                ProxyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-                ProxyError::ClientBody(_) => (StatusCode::BAD_REQUEST, "request_body_error"),
-                ProxyError::ResponseTooLarge { .. } => {
-                    (StatusCode::BAD_GATEWAY, "upstream_response_too_large")
-                }
-                ProxyError::UpstreamBody(_) => (StatusCode::BAD_GATEWAY, "upstream_body_error"),
-                ProxyError::Spool(_) | ProxyError::Build(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-                }
-            },
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::RateLimited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            Self::Upstream { code, .. } => (StatusCode::BAD_GATEWAY, code),
+            Self::UpstreamTimeout { code } => (StatusCode::GATEWAY_TIMEOUT, code),
+            Self::NotReady(code) | Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 
     fn public_message(&self) -> String {
         match self {
-            Self::Unauthorized(AuthFailure::UserRequired) => {
-                "a logged-in Nextcloud user is required".to_owned()
+            Self::BadRequest(m) | Self::Invalid { message: m, .. } | Self::Forbidden { message: m, .. } => {
+                m.clone()
             }
-            Self::Unauthorized(AuthFailure::NotAdmin) => "this needs a Nextcloud administrator".to_owned(),
-            Self::Unauthorized(_) => "AppAPI authentication failed".to_owned(),
-            Self::Forbidden { message, .. } => message.clone(),
-            Self::BadRequest(m) => m.clone(),
+            Self::Conflict { message, .. } => message.clone(),
+            Self::Unauthorized { .. } => "AppAPI authentication failed".to_owned(),
+            Self::UserRequired => "a logged-in Nextcloud user is required".to_owned(),
+            Self::AdminRequired => "this needs a Nextcloud administrator".to_owned(),
+            Self::InvalidSignature { .. } => "the request signature is not valid".to_owned(),
+            Self::InvalidHookSecret => "unauthorized".to_owned(),
             Self::NotFound => "not found".to_owned(),
+            Self::PayloadTooLarge { cap } => format!("the request body is larger than {cap} bytes"),
+            Self::RateLimited { .. } => "too many requests; try again later".to_owned(),
+            Self::Upstream { message, .. } => message.to_string(),
+            Self::UpstreamTimeout { .. } => "the service did not answer in time".to_owned(),
             Self::NotReady(_) => "this feature is not ready yet; see the admin status".to_owned(),
-            Self::Nextcloud(_) => "Nextcloud could not be reached or refused the call".to_owned(),
-            Self::Proxy(ProxyError::Unreachable(_)) => "the service could not be reached".to_owned(),
-            Self::Proxy(ProxyError::Timeout) => "the service did not answer in time".to_owned(),
-            Self::Proxy(ProxyError::TooLarge { cap }) => {
-                format!("the request body is larger than {cap} bytes")
-            }
-            Self::Proxy(ProxyError::ClientBody(_)) => "the request body could not be read".to_owned(),
-            Self::Proxy(ProxyError::ResponseTooLarge { cap }) => format!(
-                "the answer is larger than the {cap} bytes Waggle buffers for Nextcloud's PHP proxy; use HaRP or ranges"
-            ),
-            Self::Proxy(ProxyError::UpstreamBody(_)) => "the service's answer broke off".to_owned(),
-            Self::Proxy(_) | Self::Internal(_) => "internal error".to_owned(),
+            Self::Unavailable { .. } => "temporarily unavailable; try again shortly".to_owned(),
+            Self::Internal(_) => "internal error".to_owned(),
         }
     }
 }
@@ -128,62 +205,18 @@ impl IntoResponse for ApiError {
                 s
             }
         };
+        let retry_after = match &self {
+            Self::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        };
         let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response.extensions_mut().insert(ErrorReport { code, detail });
         response
     }
 }
 
-impl From<AuthFailure> for ApiError {
-    fn from(f: AuthFailure) -> Self {
-        Self::Unauthorized(f)
-    }
-}
-
-impl From<crate::nextcloud::NcError> for ApiError {
-    fn from(e: crate::nextcloud::NcError) -> Self {
-        Self::Nextcloud(e)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_variant_has_a_deliberate_status_and_code() {
-        let table: Vec<(ApiError, u16, &str)> = vec![
-            (ApiError::Unauthorized(AuthFailure::MissingHeader), 401, "unauthorized"),
-            (ApiError::Unauthorized(AuthFailure::WrongSecret), 401, "unauthorized"),
-            (ApiError::Unauthorized(AuthFailure::UserRequired), 401, "user_required"),
-            (ApiError::Unauthorized(AuthFailure::NotAdmin), 403, "admin_required"),
-            (ApiError::Forbidden { code: "csrf", message: "x".into() }, 403, "csrf"),
-            (ApiError::BadRequest("x".into()), 400, "bad_request"),
-            (ApiError::NotFound, 404, "not_found"),
-            (ApiError::NotReady("tenant_key_missing"), 503, "tenant_key_missing"),
-            (ApiError::Nextcloud(crate::nextcloud::NcError::Timeout), 502, "nextcloud_unavailable"),
-            (ApiError::Proxy(ProxyError::Timeout), 504, "upstream_timeout"),
-            (ApiError::Proxy(ProxyError::Unreachable("x".into())), 502, "upstream_unreachable"),
-            (ApiError::Proxy(ProxyError::TooLarge { cap: 1 }), 413, "payload_too_large"),
-            (ApiError::Proxy(ProxyError::ClientBody("x".into())), 400, "request_body_error"),
-            (ApiError::Proxy(ProxyError::ResponseTooLarge { cap: 1 }), 502, "upstream_response_too_large"),
-            (ApiError::Proxy(ProxyError::UpstreamBody("x".into())), 502, "upstream_body_error"),
-            (ApiError::Proxy(ProxyError::Spool(std::io::Error::other("disk"))), 500, "internal"),
-            (ApiError::Internal(anyhow::anyhow!("boom")), 500, "internal"),
-        ];
-        for (err, status, code) in table {
-            let (s, c) = err.status_and_code();
-            assert_eq!((s.as_u16(), c), (status, code), "{err:?}");
-            let response = err.into_response();
-            assert_eq!(response.status().as_u16(), status);
-            assert_eq!(response.extensions().get::<ErrorReport>().unwrap().code, code);
-        }
-    }
-
-    #[test]
-    fn internal_errors_keep_their_detail_out_of_the_body() {
-        let response = ApiError::Internal(anyhow::anyhow!("database path /secret/x")).into_response();
-        let report = response.extensions().get::<ErrorReport>().unwrap().clone();
-        assert!(report.detail.contains("/secret/x"));
-    }
-}
+mod tests;

@@ -1,12 +1,23 @@
 //! User and group events for the SaaS: the typed model, stable ids, and the Standard Webhooks
-//! payload `{type, timestamp, data}`. Events go through a durable outbox (`events::queue`) and a
-//! delivery worker (`events::dispatch`).
+//! payload `{type, timestamp, data}`.
+//!
+//! Where events come from: reconciliation (`reconcile`, the source of truth: `directory` reads
+//! Nextcloud, `diff` decides, `snapshot` commits, `schedule` repeats), hinted by webhook_listeners
+//! deliveries (`listeners` registers, `ingest` receives). Where they go: the durable outbox
+//! (`queue`), drained by the delivery worker (`dispatch`). `routes` are the ADMIN routes.
 
-pub mod dispatch;
+pub(crate) mod diff;
+pub mod directory;
+pub(crate) mod dispatch;
 pub mod ingest;
-pub mod queue;
-pub mod reconcile;
-pub mod routes;
+pub(crate) mod listeners;
+pub(crate) mod queue;
+pub(crate) mod reconcile;
+pub(crate) mod routes;
+pub(crate) mod schedule;
+pub(crate) mod snapshot;
+
+pub use queue::QueueStats;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

@@ -46,6 +46,26 @@ pub const X_WAGGLE_TARGET: HeaderName = HeaderName::from_static("x-waggle-target
 
 /// `Destination` (WebDAV MOVE/COPY): signed on `/nc` and rewritten onto `NEXTCLOUD_URL`.
 pub const DESTINATION: HeaderName = HeaderName::from_static("destination");
+/// `Depth` (WebDAV).
+pub const DEPTH: HeaderName = HeaderName::from_static("depth");
+/// `Overwrite` (WebDAV MOVE/COPY).
+pub const OVERWRITE: HeaderName = HeaderName::from_static("overwrite");
+/// `If` (WebDAV lock tokens and entity tags).
+pub const IF: HeaderName = HeaderName::from_static("if");
+/// `Lock-Token` (WebDAV UNLOCK).
+pub const LOCK_TOKEN: HeaderName = HeaderName::from_static("lock-token");
+/// `Timeout` (WebDAV LOCK).
+pub const TIMEOUT: HeaderName = HeaderName::from_static("timeout");
+/// `Brief` (WebDAV, Microsoft extension Nextcloud honours).
+pub const BRIEF: HeaderName = HeaderName::from_static("brief");
+/// `Prefer` (RFC 7240, e.g. `return=minimal` on PROPFIND).
+pub const PREFER: HeaderName = HeaderName::from_static("prefer");
+/// `X-OC-Mtime`: the modification time of an upload.
+pub const X_OC_MTIME: HeaderName = HeaderName::from_static("x-oc-mtime");
+/// `X-OC-Ctime`: the creation time of an upload.
+pub const X_OC_CTIME: HeaderName = HeaderName::from_static("x-oc-ctime");
+/// The prefix of Nextcloud's chunked-upload headers (`OC-Total-Length`, …), passed on `/nc`.
+pub const OC_PREFIX: &str = "oc-";
 /// `Sec-Fetch-Site`: the browser's view of where a request comes from (CSRF check).
 pub const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 /// `X-Accel-Buffering: no` keeps front proxies from buffering SSE.
@@ -78,6 +98,30 @@ pub const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 pub const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 /// `webhook-signature`: space-separated `v1,<base64>` entries.
 pub const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
+/// The request headers a `/nc` callback may pass to Nextcloud (besides `Destination`, which is
+/// rewritten, and the `OC-*` family); everything else the SaaS sent is dropped.
+pub const CALLBACK_PASS_THROUGH: [HeaderName; 19] = [
+    http::header::ACCEPT,
+    http::header::ACCEPT_LANGUAGE,
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_LANGUAGE,
+    DEPTH,
+    OVERWRITE,
+    IF,
+    http::header::IF_MATCH,
+    http::header::IF_NONE_MATCH,
+    http::header::IF_MODIFIED_SINCE,
+    http::header::IF_UNMODIFIED_SINCE,
+    http::header::IF_RANGE,
+    http::header::RANGE,
+    LOCK_TOKEN,
+    TIMEOUT,
+    BRIEF,
+    PREFER,
+    X_OC_MTIME,
+    X_OC_CTIME,
+];
 
 /// Request headers whose values are secrets or credentials: marked sensitive before tracing and
 /// never logged.

@@ -3,24 +3,22 @@
 //!
 //! Sources, in precedence order: the environment (`WAGGLE_TENANT_KEY` + `_ID`; Waggle then never
 //! bootstraps or rotates), the encrypted file under `APP_PERSISTENT_STORAGE` (`keys::store`), or a
-//! bootstrap with the SaaS during `/init` (`keys::bootstrap`). A file that cannot be read stops the
+//! bootstrap with the SaaS during `/init` (`tenant::provision`, which installs keys here). A file that cannot be read stops the
 //! feature with a clear error; Waggle never silently bootstraps a new identity over it.
 //!
 //! Rotation keeps the previous key verify-only: for `/nc` requests during the request overlap
 //! (default 10 min), for webhook signatures during the delivery retry horizon. New signatures always
 //! use the newest key.
 
-pub mod bootstrap;
-pub mod routes;
 pub mod store;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
+use crate::clock::unix_now;
 use crate::config::Settings;
 use crate::signing::SigningKey;
 use store::{KeyFile, KeyFileError, StoredKey};
@@ -82,10 +80,8 @@ struct Inner {
 
 /// The live tenant keys.
 #[derive(Debug)]
-pub struct Keyring {
+pub(crate) struct Keyring {
     inner: RwLock<Inner>,
-    /// Serialises bootstrap and rotation (single flight).
-    pub(crate) flight: tokio::sync::Mutex<()>,
     file_key: [u8; 32],
     app_id: String,
     storage: PathBuf,
@@ -93,14 +89,9 @@ pub struct Keyring {
     webhook_overlap: u64,
 }
 
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
 impl Keyring {
     /// Loads the keyring: environment key, else the key file, else empty.
-    pub fn load(settings: &Settings) -> Self {
+    pub(crate) fn load(settings: &Settings) -> Self {
         let mut inner = Inner::default();
         let file_key = store::file_key(settings.app.secret_bytes(), &settings.app.id);
         if let Some(k) = &settings.saas.tenant_key {
@@ -132,7 +123,6 @@ impl Keyring {
         }
         Self {
             inner: RwLock::new(inner),
-            flight: tokio::sync::Mutex::new(()),
             file_key,
             app_id: settings.app.id.clone(),
             storage: settings.app.storage_dir.clone(),
@@ -146,7 +136,7 @@ impl Keyring {
     }
 
     /// The key new outbound signatures use; `None` until one is provisioned.
-    pub fn signing_key(&self) -> Option<Arc<SigningKey>> {
+    pub(crate) fn signing_key(&self) -> Option<Arc<SigningKey>> {
         self.read()
             .doc
             .as_ref()
@@ -155,12 +145,12 @@ impl Keyring {
 
     /// The key for `key_id` if it may verify a `/nc` request now: the current key, or a previous one
     /// within the request overlap.
-    pub fn verification_key(&self, key_id: &str) -> Option<Arc<SigningKey>> {
+    pub(crate) fn verification_key(&self, key_id: &str) -> Option<Arc<SigningKey>> {
         self.verify_within(key_id, self.callback_overlap)
     }
 
     /// Keys that may still verify webhook signatures (current first), for multi-signature headers.
-    pub fn webhook_keys(&self) -> Vec<Arc<SigningKey>> {
+    pub(crate) fn webhook_keys(&self) -> Vec<Arc<SigningKey>> {
         let inner = self.read();
         let now = unix_now();
         let Some(doc) = inner.doc.as_ref() else { return vec![] };
@@ -183,22 +173,22 @@ impl Keyring {
     }
 
     /// Whether the key is managed through the environment (no bootstrap, no rotation).
-    pub fn env_managed(&self) -> bool {
+    pub(crate) fn env_managed(&self) -> bool {
         self.read().source == Some(KeySource::Environment)
     }
 
     /// The current key id, if any.
-    pub fn current_id(&self) -> Option<String> {
+    pub(crate) fn current_id(&self) -> Option<String> {
         self.read().doc.as_ref().map(|d| d.current.id.clone())
     }
 
     /// The load error that stopped signing, if any.
-    pub fn error(&self) -> Option<String> {
+    pub(crate) fn error(&self) -> Option<String> {
         self.read().error.clone()
     }
 
     /// The state for the admin status.
-    pub fn status(&self) -> KeyStatus {
+    pub(crate) fn status(&self) -> KeyStatus {
         let inner = self.read();
         if let Some(message) = &inner.error {
             return KeyStatus::Error { message: message.clone() };
@@ -224,7 +214,7 @@ impl Keyring {
     }
 
     /// Records that bootstrap waits for the SaaS.
-    pub fn set_pending(&self, message: &str) {
+    pub(crate) fn set_pending(&self, message: &str) {
         let mut inner = self.inner.write().expect("keyring lock");
         let since = inner.pending.as_ref().map_or_else(unix_now, |p| p.0);
         inner.pending = Some((since, message.to_owned()));
@@ -233,7 +223,7 @@ impl Keyring {
     /// Installs a key from the SaaS and persists it. The first key becomes current; a key with a new
     /// id rotates (the old one becomes verify-only); the same id with the same material is a no-op; the
     /// same id with different material is refused, so a working key is never replaced by accident.
-    pub fn install(
+    pub(crate) fn install(
         &self,
         id: &str,
         key: &str,
@@ -283,7 +273,7 @@ impl Keyring {
 
 /// What [`Keyring::install`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Install {
+pub(crate) enum Install {
     /// The first key.
     First,
     /// A new key replaced the current one, which is now verify-only.

@@ -6,23 +6,23 @@ use std::sync::Mutex;
 
 /// Named monotonic counters.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     counters: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
     /// Adds one to `name`.
-    pub fn incr(&self, name: &str) {
+    pub(crate) fn incr(&self, name: &str) {
         *self.counters.lock().expect("metrics lock").entry(name.to_owned()).or_default() += 1;
     }
 
     /// The current value of `name`.
-    pub fn get(&self, name: &str) -> u64 {
+    pub(crate) fn get(&self, name: &str) -> u64 {
         self.counters.lock().expect("metrics lock").get(name).copied().unwrap_or(0)
     }
 
     /// All counters.
-    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counters.lock().expect("metrics lock").clone()
     }
 }

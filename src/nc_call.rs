@@ -14,47 +14,47 @@ use crate::signing::{CallbackRequest, SigningKey, random_nonce, sign_callback};
 
 /// Options of `waggle nc-call`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct NcCallArgs {
+pub(crate) struct NcCallArgs {
     /// Base URL under which Waggle's routes live, e.g.
     /// `https://cloud.example.com/index.php/apps/app_api/proxy/waggle` (PHP proxy),
     /// `https://cloud.example.com/exapps/waggle` (HaRP) or `http://127.0.0.1:23000` (direct).
     #[arg(long)]
-    pub url: String,
+    pub(crate) url: String,
     /// The verb Nextcloud should execute (GET, PUT, PROPFIND, MKCOL, MOVE…).
     #[arg(long, default_value = "GET")]
-    pub method: String,
+    pub(crate) method: String,
     /// Nextcloud path and query, canonical, e.g. `/remote.php/dav/files/alice/`.
     #[arg(long)]
-    pub target: String,
+    pub(crate) target: String,
     /// The Nextcloud user to act as (omit for a system call).
     #[arg(long, default_value = "")]
-    pub user: String,
+    pub(crate) user: String,
     /// Request body from a file, or `-` for stdin.
     #[arg(long)]
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
     /// Content type of the body.
     #[arg(long)]
-    pub content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     /// `Destination` for MOVE/COPY (a Nextcloud path).
     #[arg(long)]
-    pub destination: Option<String>,
+    pub(crate) destination: Option<String>,
     /// Send the real verb on the wire instead of POST + `X-HTTP-Method-Override` (HaRP only).
     #[arg(long)]
-    pub no_tunnel: bool,
+    pub(crate) no_tunnel: bool,
     /// Extra header `Name: value` (repeatable), e.g. `Depth: 1` or `Range: bytes=0-99`.
     #[arg(long = "header")]
-    pub headers: Vec<String>,
+    pub(crate) headers: Vec<String>,
     /// Key id of the tenant key (default: `WAGGLE_TENANT_KEY_ID`).
     #[arg(long)]
-    pub key_id: Option<String>,
+    pub(crate) key_id: Option<String>,
     /// When calling Waggle directly (no Nextcloud in front), add the AppAPI headers Nextcloud would
     /// add, using `APP_SECRET` and `APP_ID` from the environment.
     #[arg(long)]
-    pub direct: bool,
+    pub(crate) direct: bool,
 }
 
 /// Runs the command; prints the response body to stdout and the status to stderr.
-pub async fn run(args: NcCallArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: NcCallArgs) -> anyhow::Result<()> {
     let key = std::env::var(crate::config::env::TENANT_KEY).context("WAGGLE_TENANT_KEY is not set")?;
     let key_id = match args.key_id {
         Some(id) => id,

@@ -1,5 +1,7 @@
-//! `NcClient`: Waggle's own calls to Nextcloud (OCS and WebDAV), as the app (empty user) or
-//! impersonating a user through AppAPI. Built once and kept in state.
+//! `NcClient`: Waggle's own calls to Nextcloud (OCS), as the app (empty user) or impersonating a user
+//! through AppAPI. Built once; cheap to clone into whoever calls Nextcloud. Nextcloud's instance id
+//! is a value of its own (`nextcloud::instance`), resolved once; canonical `/nc` targets are in
+//! `nextcloud::target`.
 //!
 //! Every call carries `AUTHORIZATION-APP-API = base64(user:APP_SECRET)`, `EX-APP-ID`,
 //! `EX-APP-VERSION` (Nextcloud answers 401 without it) and `AA-VERSION`; OCS calls add
@@ -8,9 +10,9 @@
 
 pub mod admins;
 pub mod instance;
-pub mod policy;
-pub mod routes;
 pub mod target;
+
+pub(crate) use instance::InstanceId;
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::config::{AppSettings, NextcloudSettings};
+use crate::error::ApiError;
 use crate::headers;
 
 /// Why a call to Nextcloud failed.
@@ -68,6 +71,25 @@ impl NcError {
     }
 }
 
+/// The body of AppAPI's ExApp status call (`PUT …/ex-app/status`): progress, or the init error.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+enum InitReport<'a> {
+    Progress { progress: u8 },
+    Failed { error: &'a str },
+}
+
+impl From<NcError> for ApiError {
+    /// Every failure of a call to Nextcloud, timeouts included, is Nextcloud's side: 502.
+    fn from(e: NcError) -> Self {
+        ApiError::Upstream {
+            code: "nextcloud_unavailable",
+            message: "Nextcloud could not be reached or refused the call".into(),
+            source: Box::new(e),
+        }
+    }
+}
+
 /// Parses an OCS envelope (`{"ocs":{"meta":{…},"data":…}}`) and returns `data`.
 ///
 /// Success is `meta.status == "ok"` with statuscode 100 (v1) or 200 (v2); anything else is an
@@ -106,12 +128,11 @@ struct Inner {
     aa_version: String,
     secret: SecretString,
     settings: NextcloudSettings,
-    instance: instance::InstanceId,
 }
 
 /// The Nextcloud client (cheap to clone).
 #[derive(Clone)]
-pub struct NcClient(Arc<Inner>);
+pub(crate) struct NcClient(Arc<Inner>);
 
 impl std::fmt::Debug for NcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,7 +142,7 @@ impl std::fmt::Debug for NcClient {
 
 impl NcClient {
     /// Builds the client once: timeouts from settings, no redirects, no cookies.
-    pub fn new(app: &AppSettings, settings: &NextcloudSettings) -> anyhow::Result<Self> {
+    pub(crate) fn new(app: &AppSettings, settings: &NextcloudSettings) -> anyhow::Result<Self> {
         crate::tls::install_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("waggle/", env!("CARGO_PKG_VERSION")))
@@ -136,12 +157,11 @@ impl NcClient {
             aa_version: app.aa_version.clone(),
             secret: app.secret.clone(),
             settings: settings.clone(),
-            instance: instance::InstanceId::default(),
         })))
     }
 
     /// The AppAPI headers for acting as `user` (empty = system context). Added in this one place.
-    pub fn appapi_headers(&self, user: &str) -> HeaderMap {
+    pub(crate) fn appapi_headers(&self, user: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         let token = base64::engine::general_purpose::STANDARD
             .encode(format!("{user}:{}", self.0.secret.expose_secret()));
@@ -157,7 +177,7 @@ impl NcClient {
     }
 
     /// Absolute URL of a path relative to the Nextcloud root (`/ocs/v2.php/...`).
-    pub fn url(&self, path_and_query: &str) -> Result<Url, NcError> {
+    pub(crate) fn url(&self, path_and_query: &str) -> Result<Url, NcError> {
         self.0
             .base
             .join(path_and_query.trim_start_matches('/'))
@@ -165,7 +185,7 @@ impl NcClient {
     }
 
     /// Calls an OCS endpoint and returns the decoded `data`.
-    pub async fn ocs<T: DeserializeOwned>(
+    pub(crate) async fn ocs<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -201,45 +221,25 @@ impl NcClient {
         parse_ocs(status, &bytes)
     }
 
-    /// A raw request (WebDAV or anything else) as `user`; the caller reads the response.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        user: &str,
-        extra: HeaderMap,
-    ) -> Result<reqwest::Response, NcError> {
-        let mut headers = self.appapi_headers(user);
-        headers.extend(extra);
-        self.0
-            .http
-            .request(method, self.url(path)?)
-            .headers(headers)
-            .timeout(self.0.settings.timeout)
-            .send()
-            .await
-            .map_err(NcError::from_reqwest)
-    }
-
     /// Reports init progress (0–100) to AppAPI. Nextcloud answers `progress: 100` only after calling
     /// `/heartbeat` and `/enabled` on us, hence the long timeout.
-    pub async fn report_init_progress(&self, progress: u8) -> Result<(), NcError> {
-        let body = serde_json::json!({ "progress": progress.min(100) });
-        self.put_status(&body).await
+    pub(crate) async fn report_init_progress(&self, progress: u8) -> Result<(), NcError> {
+        self.put_status(&InitReport::Progress { progress: progress.min(100) }).await
     }
 
     /// Reports an init failure; Nextcloud shows it to the admin.
-    pub async fn report_init_error(&self, message: &str) -> Result<(), NcError> {
-        self.put_status(&serde_json::json!({ "error": message })).await
+    pub(crate) async fn report_init_error(&self, message: &str) -> Result<(), NcError> {
+        self.put_status(&InitReport::Failed { error: message }).await
     }
 
-    async fn put_status(&self, body: &Value) -> Result<(), NcError> {
+    async fn put_status(&self, report: &InitReport<'_>) -> Result<(), NcError> {
         let path = "/ocs/v1.php/apps/app_api/ex-app/status";
-        self.ocs_value(Method::PUT, path, "", Some(body), self.0.settings.status_timeout).await.map(drop)
+        let body = serde_json::to_value(report).map_err(|e| NcError::Decode(e.to_string()))?;
+        self.ocs_value(Method::PUT, path, "", Some(&body), self.0.settings.status_timeout).await.map(drop)
     }
 
     /// Whether `user` is a member of the `admin` group (looked up as that user).
-    pub async fn is_admin(&self, user: &str) -> Result<bool, NcError> {
+    pub(crate) async fn is_admin(&self, user: &str) -> Result<bool, NcError> {
         let path = format!("/ocs/v2.php/cloud/users/{}", encode_segment(user));
         // Nextcloud refuses to impersonate a user it does not know (401/997): not an admin.
         let data: Value = match self.ocs(Method::GET, &path, user, None).await {
@@ -258,16 +258,10 @@ impl NcClient {
 }
 
 impl NcClient {
-    /// Nextcloud's instance id as resolved once (see [`instance`]); `None` before init resolved it.
-    /// Never a network call: user requests read it from here.
-    pub fn instance(&self) -> &instance::InstanceId {
-        &self.0.instance
-    }
-
     /// Looks Nextcloud's instance id up: the session cookie the login page sets (named after the
     /// instance id), else `theming`/`core` `instanceid` in the capabilities. Anonymous, so it cannot
     /// count as a failed AppAPI login. An error when neither source has one.
-    pub async fn discover_instance_id(&self) -> Result<String, NcError> {
+    pub(crate) async fn discover_instance_id(&self) -> Result<String, NcError> {
         let response = self
             .0
             .http
@@ -295,14 +289,14 @@ impl NcClient {
     }
 
     /// Whether AppAPI has this app enabled (`GET ex-app/state`, answered even while disabled).
-    pub async fn enabled_state(&self) -> Result<bool, NcError> {
+    pub(crate) async fn enabled_state(&self) -> Result<bool, NcError> {
         let data: Value = self.ocs(Method::GET, "/ocs/v1.php/apps/app_api/ex-app/state", "", None).await?;
         Ok(data.as_i64() == Some(1) || data.as_bool() == Some(true) || data.as_str() == Some("1"))
     }
 }
 
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
-pub fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

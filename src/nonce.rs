@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 /// Why a nonce was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ReplayError {
+pub(crate) enum ReplayError {
     /// Seen before within its lifetime.
     #[error("nonce replayed")]
     Replayed,
@@ -26,7 +26,7 @@ struct Inner {
 
 /// A bounded, time-limited set of `(keyid, nonce)`.
 #[derive(Debug)]
-pub struct ReplayCache {
+pub(crate) struct ReplayCache {
     inner: Mutex<Inner>,
     capacity: usize,
     ttl_secs: u64,
@@ -34,12 +34,12 @@ pub struct ReplayCache {
 
 impl ReplayCache {
     /// A cache holding at most `capacity` live entries for `ttl_secs` each.
-    pub fn new(capacity: usize, ttl_secs: u64) -> Self {
+    pub(crate) fn new(capacity: usize, ttl_secs: u64) -> Self {
         Self { inner: Mutex::new(Inner::default()), capacity, ttl_secs }
     }
 
     /// Records `(keyid, nonce)` at `now`, or refuses it.
-    pub fn check_and_insert(&self, keyid: &str, nonce: &str, now: u64) -> Result<(), ReplayError> {
+    pub(crate) fn check_and_insert(&self, keyid: &str, nonce: &str, now: u64) -> Result<(), ReplayError> {
         let mut inner = self.inner.lock().expect("replay cache lock");
         while inner.order.front().is_some_and(|(expiry, _)| *expiry <= now) {
             if let Some((_, key)) = inner.order.pop_front() {
@@ -58,14 +58,10 @@ impl ReplayCache {
         Ok(())
     }
 
-    /// Live entries (for status and tests).
-    pub fn len(&self) -> usize {
+    /// Live entries.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.inner.lock().expect("replay cache lock").seen.len()
-    }
-
-    /// Whether no entry is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -3,18 +3,19 @@
 //! per-route policy, and the proxy's error type. The routes differ only in policy: what they strip,
 //! how they sign, where they send.
 
-pub mod body;
-pub mod framing;
-pub mod http;
-pub mod ws;
+pub(crate) mod body;
+pub(crate) mod framing;
+pub(crate) mod http;
+pub(crate) mod ws;
 
 use ::http::header::{self, HeaderMap, HeaderName};
 
+use crate::error::ApiError;
 use crate::headers;
 
 /// Why forwarding failed. Each maps to a status and a stable code in `error.rs`.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// The upstream could not be reached (refused, DNS, TLS, reset before headers).
     #[error("upstream unreachable")]
     Unreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -45,6 +46,38 @@ pub enum ProxyError {
     /// The request could not be built (bad URL or header).
     #[error("cannot build the upstream request: {0}")]
     Build(String),
+}
+
+impl From<ProxyError> for ApiError {
+    fn from(e: ProxyError) -> Self {
+        match e {
+            ProxyError::Unreachable(source) => ApiError::Upstream {
+                code: "upstream_unreachable",
+                message: "the service could not be reached".into(),
+                source,
+            },
+            ProxyError::Timeout => ApiError::UpstreamTimeout { code: "upstream_timeout" },
+            ProxyError::TooLarge { cap } => ApiError::PayloadTooLarge { cap },
+            e @ ProxyError::ResponseTooLarge { cap } => ApiError::Upstream {
+                code: "upstream_response_too_large",
+                message: format!(
+                    "the answer is larger than the {cap} bytes Waggle buffers for Nextcloud's PHP proxy; use HaRP or ranges"
+                )
+                .into(),
+                source: Box::new(e),
+            },
+            ProxyError::UpstreamBody(source) => ApiError::Upstream {
+                code: "upstream_body_error",
+                message: "the service's answer broke off".into(),
+                source,
+            },
+            ProxyError::ClientBody(_) => ApiError::Invalid {
+                code: "request_body_error",
+                message: "the request body could not be read".to_owned(),
+            },
+            e @ (ProxyError::Spool(_) | ProxyError::Build(_)) => ApiError::Internal(e.into()),
+        }
+    }
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and must not be forwarded.
@@ -97,7 +130,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// Whether `name` is internal: listed in [`INTERNAL`], or of a family AppAPI, HaRP, a previous
 /// proxy or Waggle itself uses (`aa-*`, `ex-app-*`, `harp-*`, `x-forwarded-*`, `x-waggle-*`,
 /// `signature*`).
-pub fn is_internal(name: &HeaderName) -> bool {
+pub(crate) fn is_internal(name: &HeaderName) -> bool {
     let n = name.as_str();
     INTERNAL.contains(name)
         || n.starts_with("aa-")
@@ -122,7 +155,7 @@ fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
 /// Removes hop-by-hop headers and those named in `Connection`. Scans the names present rather
 /// than removing every hop-by-hop name blindly (a removal hashes its name; a response usually
 /// carries one such header, `Connection`, or none).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut doomed: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
     if doomed.is_empty() {
         return;
@@ -135,7 +168,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes every internal header (see [`is_internal`]). Runs on every forwarded request before
 /// any per-route policy adds its own headers.
-pub fn strip_internal(headers: &mut HeaderMap) {
+pub(crate) fn strip_internal(headers: &mut HeaderMap) {
     let names: Vec<HeaderName> = headers.keys().filter(|n| is_internal(n)).cloned().collect();
     for name in names {
         headers.remove(name);
@@ -146,7 +179,7 @@ pub fn strip_internal(headers: &mut HeaderMap) {
 /// hop-by-hop headers, names listed in `Connection`, and internal headers. Equivalent to a clone
 /// followed by [`strip_internal`] and [`strip_hop_by_hop`], without the removals; `extra` is room
 /// for the headers the caller adds.
-pub fn forwardable_headers(inbound: &HeaderMap, extra: usize) -> HeaderMap {
+pub(crate) fn forwardable_headers(inbound: &HeaderMap, extra: usize) -> HeaderMap {
     let listed = connection_listed(inbound);
     let mut out = HeaderMap::with_capacity(inbound.keys_len() + extra);
     let mut current: Option<&HeaderName> = None;
@@ -165,7 +198,7 @@ pub fn forwardable_headers(inbound: &HeaderMap, extra: usize) -> HeaderMap {
 }
 
 /// Whether a response is a Server-Sent Events stream.
-pub fn is_event_stream(headers: &HeaderMap) -> bool {
+pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

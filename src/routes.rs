@@ -14,20 +14,24 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::appapi::CredentialCheck;
+use crate::auth::signature::{SignatureAuth, SignedRoute};
 use crate::auth::{Access, AppApiAuth};
 use crate::error::ApiError;
 use crate::proxy::body::BodyLimits;
 use crate::proxy::framing::{Framing, php_proxy_framing};
 use crate::state::AppState;
-use crate::{admin, events, headers, keys, lifecycle, nextcloud, saas, spa, telemetry};
+use crate::{admin, callbacks, events, headers, lifecycle, saas, spa, telemetry, tenant};
 
 /// Builds the complete router for `state`.
-pub fn router(state: AppState) -> Router {
-    let settings = &state.settings;
+pub(crate) fn router(state: AppState) -> Router {
+    let settings = state.settings();
     let check = CredentialCheck::new(&settings.app.id, settings.app.secret_bytes());
     let auth = |access: Access| {
-        let nc = (access == Access::Admin).then(|| state.nc.clone());
+        let nc = (access == Access::Admin).then(|| state.nc().clone());
         AsyncRequireAuthorizationLayer::new(AppApiAuth::new(check.clone(), access, nc))
+    };
+    let signed = |route: SignedRoute| {
+        AsyncRequireAuthorizationLayer::new(SignatureAuth::new(state.verifier().clone(), route))
     };
     // Lifecycle and admin handlers are short; streaming groups (added later) get no global timeout.
     let short =
@@ -61,10 +65,11 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/{*path}", any(saas::routes::forward))
         .route_layer(auth(Access::User))
         .layer(php_proxy_framing());
-    // PUBLIC in the manifest: AppAPI still signs the hop (empty user); the SaaS's own signature is
-    // checked inside the handler. Streaming, so no timeout layer.
+    // PUBLIC in the manifest: AppAPI still signs the hop (empty user), checked first (the outer
+    // route layer); then the SaaS's own signature (the inner one). Streaming, so no timeout layer.
     let callbacks = Router::new()
-        .route("/nc/{*path}", any(nextcloud::routes::callback))
+        .route("/nc/{*path}", any(callbacks::routes::callback))
+        .route_layer(signed(SignedRoute::Callback))
         .route_layer(auth(Access::System))
         .layer(php_proxy_framing());
     // webhook_listeners deliveries: AppAPI calls this directly (a relative uri), never through the
@@ -75,14 +80,15 @@ pub fn router(state: AppState) -> Router {
         .layer(short());
     // PUBLIC: the SaaS announces a new key, signed with the current one.
     let announcements = Router::new()
-        .route("/saas/keys/announce", post(keys::routes::announce))
+        .route("/saas/keys/announce", post(tenant::routes::announce))
+        .route_layer(signed(SignedRoute::KeyAnnounce))
         .route_layer(auth(Access::System))
         .layer(short());
     let admin = Router::new()
         .route("/admin/status", get(admin::status))
-        .route("/admin/tenant-key", get(keys::routes::status))
-        .route("/admin/tenant-key/rotate", post(keys::routes::rotate))
-        .route("/admin/tenant-key/bootstrap", post(keys::routes::bootstrap))
+        .route("/admin/tenant-key", get(tenant::routes::status))
+        .route("/admin/tenant-key/rotate", post(tenant::routes::rotate))
+        .route("/admin/tenant-key/bootstrap", post(tenant::routes::bootstrap))
         .route("/admin/events", get(events::routes::status))
         .route("/admin/events/dead-letters", get(events::routes::dead_letters))
         .route("/admin/events/dead-letters/{id}/replay", post(events::routes::replay))
@@ -95,7 +101,8 @@ pub fn router(state: AppState) -> Router {
     // 1. catch panics, so even a bug answers with our JSON error shape;
     // 2. assign the request id (reusing `AA-REQUEST-ID`) before the span is made, so the span has it;
     // 3. mark secret-bearing request headers sensitive before anything could trace them;
-    // 4. one span per request; its response hook also logs the `ErrorReport` a handler attached;
+    // 4. one span per request; its response hook also logs the `ErrorReport` a handler (or an auth
+    //    layer) attached — the one place failures are logged;
     // 5. echo the request id on the response;
     // 6. mark `Set-Cookie` sensitive on the way out;
     // 7. security headers, and `Cache-Control: no-store` where a handler set none (Nextcloud's proxy

@@ -1,370 +1,366 @@
-//! The SaaS side of the proxy: the policy for `/api/*` and `/auth/*` (what to refuse, strip, add and
-//! sign) on top of the shared forwarder in `proxy::http`.
+//! `SaasClient`: Waggle's own calls to the SaaS, and the signed-headers step every request to the
+//! SaaS shares (the `/api` proxy and the WebSocket handshake use it too).
 //!
-//! Order per request: CSRF check → method override → key and URL → internal headers stripped →
-//! body hashed (spooled when large) → `X-Waggle-*`, `Content-Digest`, `X-Forwarded-*` set →
-//! RFC 9421 signature (`tag="waggle-api"`) → forward → response cleaned (hop-by-hop,
-//! Nextcloud cookie names). Nothing leaves unsigned.
+//! It owns the pooled HTTP client, the service and events URLs, the signer (the tenant keyring and
+//! the wire profile) and the Nextcloud instance id it sends (a value the Nextcloud side resolves).
+//! Typed calls: [`SaasClient::bootstrap`], [`SaasClient::poll`] and [`SaasClient::fetch_key`]
+//! (`docs/PROTOCOL.md` §8) and [`SaasClient::post_event`] (§9). The `/api` and `/auth` policy is
+//! `saas::proxy`; the SaaS half of the WebSocket bridge is `saas::ws`.
 
-pub mod routes;
+pub(crate) mod proxy;
+pub(crate) mod routes;
+pub(crate) mod ws;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::response::Response;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri};
+use serde::Deserialize;
+use serde_json::Value;
 use url::Url;
 
-use crate::auth::AppApiCaller;
+use crate::clock::unix_now;
+use crate::config::Settings;
 use crate::error::ApiError;
 use crate::headers;
 use crate::keys::Keyring;
-use crate::nextcloud::NcClient;
-use crate::proxy::body::{BodyLimits, spool};
-use crate::proxy::http::Forwarder;
-use crate::proxy::{ProxyError, forwardable_headers};
-use crate::signing::{self, EMPTY_BODY_DIGEST, Message, Purpose};
+use crate::nextcloud::InstanceId;
+use crate::signing::webhooks::{self, WebhookSecret};
+use crate::signing::{SignError, SigningKey, WireProfile, content_digest_value, random_nonce};
 
-/// Verbs a POST may be tunnelled as (the PHP proxy forwards only GET, POST, PUT and DELETE).
-const OVERRIDABLE: [Method; 3] = [Method::PATCH, Method::PUT, Method::DELETE];
-
-/// Cookie names Nextcloud owns; a `Set-Cookie` for one of them from the SaaS would act on the
-/// whole Nextcloud origin, so it never reaches the browser.
-fn is_nextcloud_cookie(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    lower.starts_with("nc_")
-        || lower.starts_with("oc_")
-        || lower == "oc_sessionpassphrase"
-        || (lower.len() >= 12
-            && lower.starts_with("oc")
-            && lower[2..].bytes().all(|b| b.is_ascii_alphanumeric()))
-        || lower == "__host-nc_samesitecookielax"
-        || lower == "__host-nc_samesitecookiestrict"
+/// Why a call to the SaaS (or signing one) failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SaasError {
+    /// `WAGGLE_SERVICE_URL` is not set.
+    #[error("WAGGLE_SERVICE_URL is not set")]
+    NotConfigured,
+    /// No tenant key to sign with.
+    #[error("there is no tenant key")]
+    NoKey,
+    /// Nextcloud's instance id is not known yet (init resolves it; a user request never waits on
+    /// Nextcloud for it).
+    #[error("Nextcloud's instance id is not known yet")]
+    NoInstance,
+    /// A value (the user, a URL) cannot be sent as a header.
+    #[error("a header value is not valid")]
+    HeaderValue,
+    /// The request cannot be signed (a value the profile refuses).
+    #[error("the request cannot be signed: {0}")]
+    Sign(#[source] SignError),
+    /// A URL the SaaS gave (a poll URL) is not usable.
+    #[error("bad service URL {0}")]
+    BadUrl(String),
+    /// The SaaS could not be reached, or its answer broke off.
+    #[error("cannot reach the service for the tenant key: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The SaaS did not answer in time.
+    #[error("the service did not answer in time")]
+    Timeout,
+    /// The SaaS answered with an error.
+    #[error("{}", refusal_text(*.status, .code, .message))]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The `error.code` of its answer, if any.
+        code: String,
+        /// The `error.message` of its answer, at most 200 characters.
+        message: String,
+    },
+    /// The answer is not what the protocol says.
+    #[error("the service's {0}")]
+    Invalid(&'static str),
 }
 
-/// Everything the `/api` and `/auth` policy needs, built once.
+impl SaasError {
+    fn transport(e: reqwest::Error) -> Self {
+        if e.is_timeout() { Self::Timeout } else { Self::Transport(e) }
+    }
+}
+
+/// The init error text for a refusal (`PROTOCOL.md` §8.1).
+fn refusal_text(status: u16, code: &str, message: &str) -> String {
+    let mut text = format!("the service refused the tenant key request (HTTP {status}");
+    if !code.is_empty() {
+        text.push_str(&format!(", {code}"));
+    }
+    text.push(')');
+    if !message.is_empty() {
+        text.push_str(&format!(": {message}"));
+    }
+    if status == 410 {
+        text.push_str(" (the request was denied or expired)");
+    }
+    text
+}
+
+impl From<SaasError> for ApiError {
+    /// A refusal by the SaaS of something Waggle asked (4xx) is a conflict with the SaaS's state;
+    /// anything else on the SaaS's side is a gateway failure.
+    fn from(e: SaasError) -> Self {
+        match e {
+            SaasError::NotConfigured => ApiError::NotReady("saas_not_configured"),
+            SaasError::NoKey => ApiError::NotReady("tenant_key_missing"),
+            SaasError::NoInstance => ApiError::NotReady("instance_id_unknown"),
+            SaasError::HeaderValue => ApiError::BadRequest("a header value is not valid".to_owned()),
+            SaasError::Sign(e) => ApiError::BadRequest(format!("the request cannot be signed: {e}")),
+            SaasError::Timeout => ApiError::UpstreamTimeout { code: "upstream_timeout" },
+            SaasError::Refused { status: 400..=499, .. } => {
+                ApiError::Conflict { code: "saas_refused", message: e.to_string() }
+            }
+            e @ (SaasError::Transport(_) | SaasError::BadUrl(_)) => ApiError::Upstream {
+                code: "upstream_unreachable",
+                message: "the service could not be reached".into(),
+                source: Box::new(e),
+            },
+            e @ (SaasError::Refused { .. } | SaasError::Invalid(_)) => ApiError::Upstream {
+                code: "upstream_invalid",
+                message: "the service answered with an error".into(),
+                source: Box::new(e),
+            },
+        }
+    }
+}
+
+/// A key the SaaS issued (bootstrap, approval, rotation).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct IssuedKey {
+    /// Key id.
+    #[serde(default)]
+    pub(crate) key_id: Option<String>,
+    /// Key material.
+    #[serde(default)]
+    pub(crate) tenant_key: Option<String>,
+    /// When the SaaS stops accepting it.
+    #[serde(default)]
+    pub(crate) expires_at: Option<u64>,
+    /// Organisation name.
+    #[serde(default)]
+    pub(crate) organization: Option<String>,
+}
+
+/// A bootstrap that waits for the SaaS (e.g. an approval).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct PendingKey {
+    /// Where to poll.
+    #[serde(default)]
+    pub(crate) poll_url: Option<String>,
+    /// Seconds until the next poll.
+    #[serde(default)]
+    pub(crate) retry_after: Option<u64>,
+    /// What the SaaS says.
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+}
+
+/// The SaaS's answer to a key request.
 #[derive(Debug)]
-pub struct SaasProxy {
-    forwarder: Forwarder,
-    service_url: Option<Url>,
-    public_url: Url,
-    spool_dir: PathBuf,
-    limits: BodyLimits,
-    /// `X-Forwarded-Proto`: the scheme of Nextcloud's public URL.
-    forwarded_proto: HeaderValue,
-    /// The public URL's host, the `X-Forwarded-Host` fallback when a request has no `Host`.
-    public_host: Option<HeaderValue>,
-    harp: bool,
-    http: reqwest::Client,
+pub(crate) enum KeyAnswer {
+    /// 200/201: a key.
+    Key(IssuedKey),
+    /// 202: pending.
+    Pending(PendingKey),
 }
 
-impl SaasProxy {
-    /// Builds the policy from settings.
-    pub fn new(settings: &crate::config::Settings, forwarder: Forwarder) -> anyhow::Result<Self> {
+/// The webhook's answer to one event delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventAnswer {
+    /// HTTP status.
+    pub(crate) status: u16,
+    /// `Retry-After` in seconds, when given as a number.
+    pub(crate) retry_after: Option<u64>,
+}
+
+/// The SaaS client (cheap to clone).
+#[derive(Debug, Clone)]
+pub(crate) struct SaasClient(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    service_url: Option<Url>,
+    events_url: Option<Url>,
+    keys: Arc<Keyring>,
+    profile: Arc<dyn WireProfile>,
+    instance: InstanceId,
+    key_timeout: Duration,
+    event_timeout: Duration,
+}
+
+impl SaasClient {
+    /// Builds the client once (no redirects, connect timeout from the proxy settings).
+    pub(crate) fn new(
+        settings: &Settings,
+        keys: Arc<Keyring>,
+        profile: Arc<dyn WireProfile>,
+        instance: InstanceId,
+    ) -> anyhow::Result<Self> {
         crate::tls::install_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("waggle/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.proxy.header_timeout)
             .build()?;
-        Ok(Self {
+        Ok(Self(Arc::new(Inner {
             http,
-            forwarder,
             service_url: settings.saas.service_url.clone(),
-            public_url: settings.nextcloud.public_url.clone(),
-            spool_dir: settings.app.storage_dir.join("spool"),
-            limits: BodyLimits {
-                memory: settings.proxy.memory_body_bytes,
-                cap: settings.proxy.api_body_cap_bytes,
-            },
-            forwarded_proto: HeaderValue::from_str(settings.nextcloud.public_url.scheme())?,
-            public_host: settings.nextcloud.public_url.host_str().and_then(|s| HeaderValue::from_str(s).ok()),
-            harp: settings.is_harp(),
-        })
+            events_url: settings.events.url.clone(),
+            keys,
+            profile,
+            instance,
+            key_timeout: settings.keys.request_timeout,
+            event_timeout: settings.events.request_timeout,
+        })))
     }
 
-    /// The client for Waggle's own calls to the SaaS (key endpoints, events), built once.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The service base URL (`WAGGLE_SERVICE_URL`, with a trailing slash), if configured.
+    pub(crate) fn service_url(&self) -> Option<&Url> {
+        self.0.service_url.as_ref()
     }
 
-    /// The forwarder (shared with the WebSocket bridge).
-    pub fn forwarder(&self) -> &Forwarder {
-        &self.forwarder
+    /// Where events are delivered, if anywhere.
+    pub(crate) fn events_url(&self) -> Option<&Url> {
+        self.0.events_url.as_ref()
     }
 
-    /// Nextcloud's instance id, as resolved at init and kept in memory: a user request never waits
-    /// on Nextcloud for it (503 `instance_id_unknown` before init ran).
-    pub fn instance_id(&self, nc: &NcClient) -> Result<String, ApiError> {
-        nc.instance().get().ok_or(ApiError::NotReady("instance_id_unknown"))
+    /// The key new signatures use.
+    pub(crate) fn signing_key(&self) -> Result<Arc<SigningKey>, SaasError> {
+        self.0.keys.signing_key().ok_or(SaasError::NoKey)
     }
 
-    /// The instance id as the `X-Waggle-Instance` header value.
-    fn instance_header(nc: &NcClient) -> Result<HeaderValue, ApiError> {
-        nc.instance().header().ok_or(ApiError::NotReady("instance_id_unknown"))
+    /// Nextcloud's instance id as the `X-Waggle-Instance` value, as resolved at init (never a
+    /// network call).
+    pub(crate) fn instance(&self) -> Result<HeaderValue, SaasError> {
+        self.0.instance.header().ok_or(SaasError::NoInstance)
     }
 
-    /// The upstream URI for an inbound path and query, under the service URL. Paths with dot
-    /// segments (in any spelling) are refused: URL joining would resolve them out of `/api`.
-    pub fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ApiError> {
-        let base = self.service_url.as_ref().ok_or(ApiError::NotReady("saas_not_configured"))?;
-        if has_dot_segment(path) {
-            return Err(ApiError::BadRequest("the path contains a dot segment".to_owned()));
-        }
-        let mut target = format!("{}{}", base.as_str(), path.trim_start_matches('/'));
-        if let Some(q) = query {
-            target.push('?');
-            target.push_str(q);
-        }
-        target.parse().map_err(|_| ApiError::BadRequest("the path cannot be forwarded".to_owned()))
-    }
-
-    /// Forwards one `/api` or `/auth` request for `caller`.
-    pub async fn forward(
+    /// The signed-headers step every request to the SaaS shares: `X-Waggle-User` and
+    /// `X-Waggle-Instance` are set, then the profile signs (fresh nonce, current time) over the
+    /// headers already present, `Content-Digest` included.
+    pub(crate) fn sign(
         &self,
-        keys: &Keyring,
-        nc: &NcClient,
-        caller: &AppApiCaller,
-        request: Request,
-    ) -> Result<Response, ApiError> {
-        let (parts, body) = request.into_parts();
-        let method = effective_method(&parts.method, &parts.headers)?;
-        csrf_check(&method, &parts.headers, &self.public_url)?;
-        let key = keys.signing_key().ok_or(ApiError::NotReady("tenant_key_missing"))?;
-        let uri = self.upstream_uri(parts.uri.path(), parts.uri.query())?;
-        let instance = Self::instance_header(nc)?;
-
-        // Copy what may go upstream in one pass, then add Waggle's own headers (8 of them).
-        let mut out = forwardable_headers(&parts.headers, 8);
-        let declared = content_length(&parts.headers);
-        let body = spool(body, declared, self.limits, &self.spool_dir).await?;
-        out.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        let digest = match body.is_empty() {
-            true => HeaderValue::from_static(EMPTY_BODY_DIGEST),
-            false => value(&body.content_digest())?,
-        };
-        out.insert(headers::CONTENT_DIGEST, digest);
-        out.insert(headers::X_WAGGLE_USER, value(&caller.user)?);
-        out.insert(headers::X_WAGGLE_INSTANCE, instance);
-        self.insert_forwarded(&parts.headers, &mut out);
-        if let Some(id) = parts.headers.get(headers::X_REQUEST_ID) {
-            out.insert(headers::X_REQUEST_ID, id.clone());
-        }
-        sign(&key, &method, &uri, &mut out)?;
-
-        let mut upstream = http::Request::builder()
-            .method(method)
-            .uri(uri)
-            .body(body.into_upstream().await?)
-            .map_err(|e| ProxyError::Build(e.to_string()))?;
-        *upstream.headers_mut() = out;
-        let mut response = self.forwarder.forward(upstream).await?;
-        clean_response(response.headers_mut());
-        Ok(response.map(Body::new))
+        key: &SigningKey,
+        instance: &HeaderValue,
+        user: &str,
+        method: &Method,
+        uri: &Uri,
+        headers: &mut HeaderMap,
+    ) -> Result<(), SaasError> {
+        set_identity(headers, user, instance)?;
+        let nonce = random_nonce(&mut rand::rng());
+        self.0.profile.sign_api(key, method, uri, headers, unix_now(), &nonce).map_err(SaasError::Sign)
     }
 
-    /// `X-Forwarded-Proto/Host/For` as Waggle sees the client: the scheme of Nextcloud's public URL,
-    /// the Host the browser used, and the client address AppAPI's PHP proxy reports (`X-Origin-IP`;
-    /// AppAPI removes a client-supplied one, HaRP does not, so it is ignored under HaRP).
-    pub fn forwarded_headers(&self, inbound: &HeaderMap) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        self.insert_forwarded(inbound, &mut h);
-        h
+    fn endpoint(&self, path: &str) -> Result<String, SaasError> {
+        let base = self.0.service_url.as_ref().ok_or(SaasError::NotConfigured)?;
+        Ok(format!("{}{path}", base.as_str()))
     }
 
-    /// Inserts `X-Forwarded-Proto/Host/For` (see [`Self::forwarded_headers`]) into `out`.
-    fn insert_forwarded(&self, inbound: &HeaderMap, out: &mut HeaderMap) {
-        out.insert(headers::X_FORWARDED_PROTO, self.forwarded_proto.clone());
-        if let Some(host) = inbound.get(header::HOST).or(self.public_host.as_ref()) {
-            out.insert(headers::X_FORWARDED_HOST, host.clone());
+    /// `POST <service>/waggle/v1/bootstrap` (unsigned: there is no key yet).
+    pub(crate) async fn bootstrap(&self, body: &Value) -> Result<KeyAnswer, SaasError> {
+        let url = self.endpoint("waggle/v1/bootstrap")?;
+        self.key_call(Method::POST, &url, Some(body), None).await
+    }
+
+    /// `GET <poll_url>` while a bootstrap is pending.
+    pub(crate) async fn poll(&self, poll_url: &str) -> Result<KeyAnswer, SaasError> {
+        self.key_call(Method::GET, poll_url, None, None).await
+    }
+
+    /// `POST <service>/waggle/v1/keys/rotate`, signed with `current`: fetches the next key.
+    pub(crate) async fn fetch_key(&self, body: &Value, current: &SigningKey) -> Result<KeyAnswer, SaasError> {
+        let url = self.endpoint("waggle/v1/keys/rotate")?;
+        self.key_call(Method::POST, &url, Some(body), Some(current)).await
+    }
+
+    async fn key_call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        sign: Option<&SigningKey>,
+    ) -> Result<KeyAnswer, SaasError> {
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON serialises")).unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = sign {
+            let uri: Uri = url.parse().map_err(|_| SaasError::BadUrl(url.to_owned()))?;
+            let digest =
+                HeaderValue::from_str(&content_digest_value(&bytes)).map_err(|_| SaasError::HeaderValue)?;
+            headers.insert(headers::CONTENT_DIGEST, digest);
+            let instance = self.instance()?;
+            self.sign(key, &instance, "", &method, &uri, &mut headers)?;
         }
-        if !self.harp
-            && let Some(ip) = inbound.get(headers::X_ORIGIN_IP).and_then(|v| v.to_str().ok())
-            && ip.parse::<std::net::IpAddr>().is_ok()
-        {
-            out.insert(headers::X_FORWARDED_FOR, value(ip).unwrap_or(HeaderValue::from_static("")));
+        let response = self
+            .0
+            .http
+            .request(method, url)
+            .headers(headers)
+            .body(bytes)
+            .timeout(self.0.key_timeout)
+            .send()
+            .await
+            .map_err(SaasError::transport)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(SaasError::transport)?;
+        match status {
+            200 | 201 => serde_json::from_slice(&body)
+                .map(KeyAnswer::Key)
+                .map_err(|_| SaasError::Invalid("key answer is not valid JSON")),
+            202 => serde_json::from_slice(&body)
+                .map(KeyAnswer::Pending)
+                .map_err(|_| SaasError::Invalid("pending answer is not valid JSON")),
+            _ => Err(refusal(status, &body)),
         }
+    }
+
+    /// Delivers one event to the events URL with Standard Webhooks headers, signed with every secret
+    /// in `secrets` (current first). The answer's status decides what happens next (the caller's).
+    pub(crate) async fn post_event(
+        &self,
+        id: &str,
+        payload: Vec<u8>,
+        secrets: &[WebhookSecret],
+    ) -> Result<EventAnswer, SaasError> {
+        let url = self.0.events_url.as_ref().ok_or(SaasError::NotConfigured)?;
+        let timestamp = unix_now();
+        let signature = webhooks::signature_header(secrets, id, timestamp, &payload);
+        let response = self
+            .0
+            .http
+            .post(url.as_str())
+            .header(webhooks::WEBHOOK_ID, id)
+            .header(webhooks::WEBHOOK_TIMESTAMP, timestamp.to_string())
+            .header(webhooks::WEBHOOK_SIGNATURE, signature)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(payload)
+            .timeout(self.0.event_timeout)
+            .send()
+            .await
+            .map_err(SaasError::transport)?;
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        Ok(EventAnswer { status: response.status().as_u16(), retry_after })
     }
 }
 
-/// Signs the upstream request in place (API profile).
-pub fn sign(
-    key: &signing::SigningKey,
-    method: &Method,
-    uri: &Uri,
+/// `X-Waggle-User` (the Nextcloud user the request acts for; empty = system) and `X-Waggle-Instance`.
+pub(crate) fn set_identity(
     headers: &mut HeaderMap,
-) -> Result<(), ApiError> {
-    let now =
-        SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| ApiError::Internal(e.into()))?.as_secs();
-    let nonce = signing::random_nonce(&mut rand::rng());
-    let message = Message::from_uri(method, uri, headers);
-    let signed = signing::sign_request(key, Purpose::Api, &message, &signing::api_components(), now, &nonce)
-        .map_err(|e| ApiError::BadRequest(format!("the request cannot be signed: {e}")))?;
-    signed.apply(headers).map_err(|e| ApiError::Internal(e.into()))
-}
-
-/// The verb to send upstream: a POST may carry `X-HTTP-Method-Override` with PATCH, PUT or DELETE.
-pub fn effective_method(method: &Method, headers: &HeaderMap) -> Result<Method, ApiError> {
-    let mut overrides = headers.get_all(headers::X_HTTP_METHOD_OVERRIDE).iter();
-    let Some(value) = overrides.next() else { return Ok(method.clone()) };
-    if overrides.next().is_some() || method != Method::POST {
-        return Err(ApiError::BadRequest("X-HTTP-Method-Override is only allowed once, on POST".to_owned()));
-    }
-    OVERRIDABLE
-        .iter()
-        .find(|m| value.as_bytes().eq_ignore_ascii_case(m.as_str().as_bytes()))
-        .cloned()
-        .ok_or_else(|| ApiError::BadRequest("X-HTTP-Method-Override must be PATCH, PUT or DELETE".to_owned()))
-}
-
-/// CSRF defence (the PHP proxy has none): a state-changing request marked cross-site by the browser,
-/// or from an Origin other than Nextcloud's, is refused.
-pub fn csrf_check(method: &Method, headers: &HeaderMap, public_url: &Url) -> Result<(), ApiError> {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(());
-    }
-    let site = headers.get(headers::SEC_FETCH_SITE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if site.eq_ignore_ascii_case("cross-site") {
-        return Err(ApiError::Forbidden {
-            code: "cross_site_request",
-            message: "cross-site requests are refused".to_owned(),
-        });
-    }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = public_url.origin().ascii_serialization();
-        if origin.as_bytes() != allowed.as_bytes() {
-            return Err(ApiError::Forbidden {
-                code: "origin_not_allowed",
-                message: "requests from this origin are refused".to_owned(),
-            });
-        }
-    }
+    user: &str,
+    instance: &HeaderValue,
+) -> Result<(), SaasError> {
+    headers.insert(headers::X_WAGGLE_USER, HeaderValue::from_str(user).map_err(|_| SaasError::HeaderValue)?);
+    headers.insert(headers::X_WAGGLE_INSTANCE, instance.clone());
     Ok(())
 }
 
-/// Removes what must not reach the browser: hop-by-hop headers (done by the forwarder), AppAPI
-/// headers, and `Set-Cookie` for Nextcloud's cookie names.
-pub fn clean_response(headers: &mut HeaderMap) {
-    if headers.contains_key(header::SET_COOKIE) {
-        let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
-        headers.remove(header::SET_COOKIE);
-        for cookie in cookies {
-            let name = cookie.to_str().ok().and_then(|c| c.split('=').next()).map(str::trim).unwrap_or("");
-            if !name.is_empty() && !is_nextcloud_cookie(name) {
-                headers.append(header::SET_COOKIE, cookie);
-            } else {
-                tracing::debug!(cookie = name, "dropped a Set-Cookie for a Nextcloud cookie name");
-            }
-        }
-    }
-    // Scan the names present; removing each forbidden name would hash it every time.
-    let internal: Vec<_> = headers.keys().filter(|n| RESPONSE_INTERNAL.contains(n)).cloned().collect();
-    for name in internal {
-        headers.remove(name);
-    }
-}
-
-/// AppAPI headers that must never reach the browser from the SaaS.
-static RESPONSE_INTERNAL: [http::HeaderName; 4] =
-    [headers::AUTHORIZATION_APP_API, headers::EX_APP_ID, headers::EX_APP_VERSION, headers::AA_VERSION];
-
-/// Dot segments in any spelling: `.`/`..`, percent-encoded (`%2e`, also double-encoded `%252e`),
-/// and with backslashes or encoded slashes (`%5c`, `%2f`, double-encoded too) as separators.
-pub fn has_dot_segment(path: &str) -> bool {
-    // Every spelling needs a `.` or a `%` (encoded dot); most paths have neither `%` nor a `.`
-    // that starts a segment, and are answered without allocating.
-    let bytes = path.as_bytes();
-    let dot_after_slash = bytes.windows(2).any(|w| matches!(w[0], b'/' | b'\\') && w[1] == b'.');
-    if !dot_after_slash && !path.contains('%') && !path.starts_with('.') {
-        return false;
-    }
-    let lower = path
-        .to_ascii_lowercase()
-        .replace("%25", "%")
-        .replace("%2e", ".")
-        .replace('\\', "/")
-        .replace("%5c", "/")
-        .replace("%2f", "/");
-    lower.split('/').any(|s| s == "." || s == "..")
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
-}
-
-fn value(s: &str) -> Result<HeaderValue, ApiError> {
-    HeaderValue::from_str(s).map_err(|_| ApiError::BadRequest("a header value is not valid".to_owned()))
-}
-
-/// Shared by the route handler and the WebSocket bridge.
-pub type Shared = Arc<SaasProxy>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nextcloud_cookie_names_are_recognised() {
-        for name in [
-            "nc_session_id",
-            "nc_token",
-            "nc_username",
-            "oc_sessionPassphrase",
-            "ocabcdef123456",
-            "nc_sameSiteCookielax",
-        ] {
-            assert!(is_nextcloud_cookie(name), "{name}");
-        }
-        for name in ["saas_session", "theme", "oc", "octopus-x"] {
-            assert!(!is_nextcloud_cookie(name), "{name}");
-        }
-    }
-
-    #[test]
-    fn method_override_is_limited_to_post_and_known_verbs() {
-        let mut h = HeaderMap::new();
-        assert_eq!(effective_method(&Method::POST, &h).unwrap(), Method::POST);
-        h.insert(headers::X_HTTP_METHOD_OVERRIDE, HeaderValue::from_static("patch"));
-        assert_eq!(effective_method(&Method::POST, &h).unwrap(), Method::PATCH);
-        assert!(effective_method(&Method::GET, &h).is_err());
-        h.insert(headers::X_HTTP_METHOD_OVERRIDE, HeaderValue::from_static("PROPFIND"));
-        assert!(effective_method(&Method::POST, &h).is_err());
-    }
-
-    #[test]
-    fn dot_segments_are_found_in_every_spelling() {
-        for p in [
-            "/api/../x",
-            "/api/%2e%2e/x",
-            "/api/%2E%2E/x",
-            "/api/%252e%252e/x",
-            "/api\\..\\x",
-            "/api/./x",
-            "/api/..%5cx/..",
-        ] {
-            assert!(has_dot_segment(p), "{p}");
-        }
-        for p in ["/api/x", "/api/a..b", "/api/.well-known", "/api/x.json", "/api/a%2Fb"] {
-            assert!(!has_dot_segment(p), "{p}");
-        }
-    }
-
-    #[test]
-    fn csrf_refuses_cross_site_and_foreign_origins_for_writes_only() {
-        let url: Url = "https://cloud.example.com/".parse().unwrap();
-        let mut h = HeaderMap::new();
-        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(csrf_check(&Method::GET, &h, &url).is_ok());
-        assert!(csrf_check(&Method::POST, &h, &url).is_err());
-        let mut h = HeaderMap::new();
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
-        assert!(csrf_check(&Method::DELETE, &h, &url).is_err());
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://cloud.example.com"));
-        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(csrf_check(&Method::PUT, &h, &url).is_ok());
-    }
+/// A refusal from an answer's `{"error":{"code","message"}}`.
+fn refusal(status: u16, body: &[u8]) -> SaasError {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let text = |k: &str| v["error"][k].as_str().unwrap_or("").chars().take(200).collect::<String>();
+    SaasError::Refused { status, code: text("code"), message: text("message") }
 }

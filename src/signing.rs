@@ -10,8 +10,11 @@
 
 pub mod callback;
 pub mod digest;
+pub mod profile;
 pub mod rfc9421;
 pub mod webhooks;
+
+pub use profile::{KeyLookup, Rfc9421, WireProfile};
 
 pub use callback::{CallbackRequest, sign_callback};
 pub use digest::{

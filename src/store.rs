@@ -3,7 +3,8 @@
 //! facts Waggle learns once (Nextcloud's instance id, the enabled state). The database and its WAL and
 //! SHM files are readable by the owner only (0600).
 //!
-//! rusqlite is synchronous: every call runs on the blocking pool behind one connection mutex.
+//! rusqlite is synchronous: every call runs on the blocking pool behind one connection mutex. Failures
+//! are [`StoreError`]s, which answer 503 `store_unavailable` at the boundary.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -12,17 +13,19 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 
+use crate::error::ApiError;
+
 /// The database file under the storage directory.
 const FILE: &str = "waggle.sqlite3";
 
 /// Facts kept in the store (keys of the `facts` table).
-pub mod facts {
+pub(crate) mod facts {
     /// Nextcloud's instance id, resolved during init.
-    pub const INSTANCE_ID: &str = "nextcloud.instance_id";
+    pub(crate) const INSTANCE_ID: &str = "nextcloud.instance_id";
     /// `1` or `0`: what Nextcloud last said through `PUT /enabled`.
-    pub const ENABLED: &str = "lifecycle.enabled";
+    pub(crate) const ENABLED: &str = "lifecycle.enabled";
     /// The administrator reconciliation found last (a hint for the next run).
-    pub const ADMIN_UID: &str = "sync.admin_uid";
+    pub(crate) const ADMIN_UID: &str = "sync.admin_uid";
 }
 
 /// Creates `path` with mode 0600 if it is missing, and sets 0600 on an existing file (earlier
@@ -33,8 +36,28 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused the statement or the transaction.
+    #[error("store call failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The connection mutex was poisoned by a panic in another call.
+    #[error("store lock poisoned")]
+    Poisoned,
+    /// The blocking task did not finish (panicked or was cancelled).
+    #[error("store task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::unavailable("store_unavailable", e)
+    }
+}
+
 /// Audit rows kept; older ones are deleted as new ones arrive.
-pub const AUDIT_ROWS_KEPT: i64 = 100_000;
+pub(crate) const AUDIT_ROWS_KEPT: i64 = 100_000;
 
 /// One `/nc` call as audited. Never a body, never a secret.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -61,7 +84,7 @@ pub struct AuditRecord {
 
 /// The store handle (cheap to clone).
 #[derive(Clone)]
-pub struct Store(Arc<Mutex<Connection>>);
+pub(crate) struct Store(Arc<Mutex<Connection>>);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,7 +95,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) `dir/waggle.sqlite3` in WAL mode and applies the schema. The files are
     /// made owner-only first: SQLite creates the WAL and SHM files with the database file's mode.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(FILE);
         owner_only(&path).with_context(|| format!("cannot create {} with mode 0600", path.display()))?;
         let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -106,35 +129,32 @@ impl Store {
     }
 
     /// Applies a schema fragment (idempotent `CREATE … IF NOT EXISTS`), at start-up.
-    pub(crate) fn migrate(&self, sql: &str) -> anyhow::Result<()> {
-        let conn = self.0.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
-        conn.execute_batch(sql).context("cannot apply the schema")
+    pub(crate) fn migrate(&self, sql: &str) -> Result<(), StoreError> {
+        let conn = self.0.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(conn.execute_batch(sql)?)
     }
 
     /// Runs `f` on the connection on the blocking pool.
     pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, StoreError> {
         let conn = self.0.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
-            f(&mut guard).map_err(anyhow::Error::from)
+            let mut guard = conn.lock().map_err(|_| StoreError::Poisoned)?;
+            Ok(f(&mut guard)?)
         })
-        .await
-        .context("store task failed")?
+        .await?
     }
 
     /// A fact read at start-up, before serving (blocks on the connection).
-    pub fn fact_now(&self, key: &str) -> anyhow::Result<Option<String>> {
-        let conn = self.0.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
-        conn.query_row("SELECT value FROM facts WHERE key = ?1", params![key], |r| r.get(0))
-            .optional()
-            .context("cannot read a fact")
+    pub(crate) fn fact_now(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.0.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(conn.query_row("SELECT value FROM facts WHERE key = ?1", params![key], |r| r.get(0)).optional()?)
     }
 
     /// A fact Waggle keeps across restarts.
-    pub async fn fact(&self, key: &'static str) -> anyhow::Result<Option<String>> {
+    pub(crate) async fn fact(&self, key: &'static str) -> Result<Option<String>, StoreError> {
         self.with(move |c| {
             c.query_row("SELECT value FROM facts WHERE key = ?1", params![key], |r| r.get(0)).optional()
         })
@@ -142,7 +162,7 @@ impl Store {
     }
 
     /// Records (Some) or forgets (None) a fact.
-    pub async fn set_fact(&self, key: &'static str, value: Option<String>) -> anyhow::Result<()> {
+    pub(crate) async fn set_fact(&self, key: &'static str, value: Option<String>) -> Result<(), StoreError> {
         self.with(move |c| {
             match value {
                 Some(v) => c.execute(
@@ -158,7 +178,7 @@ impl Store {
     }
 
     /// Appends audit rows in one transaction and trims the table to [`AUDIT_ROWS_KEPT`].
-    pub async fn audit_append(&self, rows: Vec<AuditRecord>) -> anyhow::Result<()> {
+    pub(crate) async fn audit_append(&self, rows: Vec<AuditRecord>) -> Result<(), StoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             let mut last = 0;
@@ -189,7 +209,11 @@ impl Store {
     }
 
     /// The most recent audit rows, newest first, optionally for one user.
-    pub async fn audit_recent(&self, user: Option<String>, limit: u32) -> anyhow::Result<Vec<AuditRecord>> {
+    pub(crate) async fn audit_recent(
+        &self,
+        user: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare(
                 "SELECT at_ms, request_id, user, method, target, status, bytes_in, bytes_out, duration_ms

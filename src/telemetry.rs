@@ -16,16 +16,14 @@ use crate::error::ErrorReport;
 use crate::headers;
 
 /// Span field names, spelled once.
-pub mod fields {
-    /// The acting Nextcloud user (filled by the AppAPI check).
-    pub const NC_USER: &str = "nc.user";
-    /// The request id.
-    pub const REQUEST_ID: &str = "request_id";
+pub(crate) mod fields {
+    /// The acting Nextcloud user (filled by the AppAPI check and the `/nc` handler).
+    pub(crate) const NC_USER: &str = "nc.user";
 }
 
 /// Installs the global subscriber. `RUST_LOG` filters (default `info`). Safe to call twice (tests):
 /// the second call is a no-op.
-pub fn init(format: LogFormat) {
+pub(crate) fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
@@ -39,7 +37,7 @@ pub fn init(format: LogFormat) {
 /// Request ids: reuse Nextcloud's `AA-REQUEST-ID` (20 chars, or `CLI`) when it is sane, otherwise
 /// generate 20 random base64url characters (the length of Nextcloud's ids).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct MakeWaggleRequestId;
+pub(crate) struct MakeWaggleRequestId;
 
 impl MakeRequestId for MakeWaggleRequestId {
     fn make_request_id<B>(&mut self, request: &Request<B>) -> Option<RequestId> {
@@ -59,7 +57,7 @@ impl MakeRequestId for MakeWaggleRequestId {
 }
 
 /// One span per request. `/heartbeat` is polled every second by AppAPI, so it logs at debug.
-pub fn make_span<B>(request: &Request<B>) -> Span {
+pub(crate) fn make_span<B>(request: &Request<B>) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str);
     let request_id = request.headers().get(headers::X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     let method = request.method().as_str();
@@ -84,7 +82,7 @@ pub fn make_span<B>(request: &Request<B>) -> Span {
 
 /// Logs the response at the span's own level, and the `ErrorReport` a handler attached (handlers
 /// only attach it): 5xx at error, client mistakes at debug.
-pub fn on_response<B>(response: &Response<B>, latency: Duration, span: &Span) {
+pub(crate) fn on_response<B>(response: &Response<B>, latency: Duration, span: &Span) {
     let status = response.status().as_u16();
     if let Some(report) = response.extensions().get::<ErrorReport>() {
         if response.status().is_server_error() {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use waggle::events::reconcile::{parse_groups, parse_user_details};
+use waggle::events::directory::{parse_groups, parse_user_details};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };

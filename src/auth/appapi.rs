@@ -114,7 +114,7 @@ fn single<'a>(
 
 /// The tower-http authorization policy for one route group.
 #[derive(Debug, Clone)]
-pub struct AppApiAuth {
+pub(crate) struct AppApiAuth {
     check: CredentialCheck,
     access: Access,
     nc: Option<NcClient>,
@@ -122,7 +122,7 @@ pub struct AppApiAuth {
 
 impl AppApiAuth {
     /// A policy admitting `access`; `Access::Admin` needs the Nextcloud client to look up groups.
-    pub fn new(check: CredentialCheck, access: Access, nc: Option<NcClient>) -> Self {
+    pub(crate) fn new(check: CredentialCheck, access: Access, nc: Option<NcClient>) -> Self {
         assert!(access != Access::Admin || nc.is_some(), "admin policy needs a Nextcloud client");
         Self { check, access, nc }
     }
@@ -130,7 +130,7 @@ impl AppApiAuth {
 
 fn reject(failure: AuthFailure) -> Response {
     tracing::debug!(reason = failure.reason(), "AppAPI authentication refused");
-    ApiError::Unauthorized(failure).into_response()
+    ApiError::from(failure).into_response()
 }
 
 type AuthResult = Result<Request<Body>, Response>;
@@ -161,7 +161,7 @@ impl AsyncAuthorizeRequest<Body> for AppApiAuth {
             match nc.is_admin(&caller.user).await {
                 Ok(true) => {}
                 Ok(false) => return Err(reject(AuthFailure::NotAdmin)),
-                Err(e) => return Err(ApiError::Nextcloud(e).into_response()),
+                Err(e) => return Err(ApiError::from(e).into_response()),
             }
             request.extensions_mut().insert(caller);
             Ok(request)

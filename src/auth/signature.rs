@@ -1,21 +1,44 @@
-//! Inbound `/nc` verification: the SaaS's RFC 9421 signature (`tag="waggle-nc"`), failing closed in
-//! this order, one reason code each: header shape and sizes → known key id → time window → MAC
-//! (constant time) → observed path vs signed target → nonce never seen → (later, while the body is
-//! read) Content-Digest. Every failure answers the same 401 `invalid_signature`; the reason goes to
-//! the log and the metrics only. Failures are rate-limited with a token bucket that is consulted only
-//! after a verification failed, so a flood of forgeries never blocks a valid signature.
+//! Inbound signed requests (the SaaS calling Waggle): ONE verification policy, parameterised by the
+//! route's purpose ([`SignedRoute`]): `/nc` callbacks (`tag="waggle-nc"`) and key announcements
+//! (`tag="waggle-key"`). Applied per route group as a `route_layer` ([`SignatureAuth`], inside the
+//! AppAPI check), it puts a [`VerifiedCall`] into the request; handlers only see verified calls.
+//!
+//! Checks, failing closed in this order, one reason code each:
+//! - callbacks: our headers' shape and sizes → known key id (any live key within the rotation
+//!   overlap) → time window → MAC (constant time) → created after this process started → observed
+//!   path vs signed target → nonce never seen → (later, while the body is read by the forwarder)
+//!   `Content-Digest`;
+//! - key announcements: key id (only the CURRENT key may announce its successor) → time window →
+//!   MAC → created after start → body (at most 4 KiB) vs `Content-Digest` → nonce never seen.
+//!
+//! Both share one replay cache, and the start rule keeps a restart from reopening it. Every refusal
+//! answers the same 401 `invalid_signature`; the reason goes to the log and the metrics only. For
+//! callbacks, failures are rate-limited with a token bucket that is consulted only after a
+//! verification failed, so a flood of forgeries never blocks a valid signature (429), and a full
+//! replay cache answers 503 rather than skip the check. The wire format itself is the configured
+//! [`WireProfile`] (RFC 9421 today).
 
-use std::sync::Mutex;
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use axum::body::Body;
+use axum::response::{IntoResponse as _, Response};
+use futures_util::future::Either;
 use http::request::Parts;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, Request};
+use tower_http::auth::AsyncAuthorizeRequest;
 
+use crate::clock::unix_now;
+use crate::config::CallbackSettings;
+use crate::error::ApiError;
 use crate::headers;
 use crate::keys::Keyring;
+use crate::metrics::Metrics;
 use crate::nextcloud::target::{self, Target};
 use crate::nonce::{ReplayCache, ReplayError};
-use crate::signing::{self, Component, Message, VerifyPolicy};
+use crate::signing::{self, Component, Message, Purpose, VerifyPolicy, WireProfile};
 
 /// Verbs the SaaS may use on `/nc` (directly under HaRP, or tunnelled as POST + override).
 pub const CALLBACK_VERBS: [&str; 15] = [
@@ -38,14 +61,39 @@ pub const CALLBACK_VERBS: [&str; 15] = [
 
 /// Longest accepted user id.
 const MAX_USER_LEN: usize = 64;
+/// Largest key announcement body (`{"instance_id","key_id"}`).
+const ANNOUNCE_BODY_CAP: usize = 4096;
+/// `Retry-After` once the failure budget is spent.
+const RETRY_AFTER_SECS: u64 = 5;
 
-/// Why a callback was refused (all answer 401 `invalid_signature`, except `ReplayFull` → 503).
+/// What a signed route is for: selects the tag, the covered components, the keys that may verify,
+/// and how refusals are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignedRoute {
+    /// `/nc/*`: the SaaS calling Nextcloud through Waggle.
+    Callback,
+    /// `/saas/keys/announce`: the SaaS announcing the next tenant key.
+    KeyAnnounce,
+}
+
+impl SignedRoute {
+    /// Metric name prefix for refusals.
+    fn metric_prefix(self) -> &'static str {
+        match self {
+            Self::Callback => "nc_signature_failed_",
+            Self::KeyAnnounce => "key_announce_refused_",
+        }
+    }
+}
+
+/// Why a signed request was refused (all answer 401 `invalid_signature`, except `ReplayFull` → 503
+/// and a spent failure budget → 429).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallbackRejection {
+pub enum Rejection {
     /// Our own headers are missing, repeated, too long or malformed.
-    #[error("callback headers malformed: {0}")]
+    #[error("signed request headers malformed: {0}")]
     Shape(&'static str),
-    /// The RFC 9421 verification failed.
+    /// The signature verification failed.
     #[error("signature refused: {0}")]
     Signature(signing::VerifyError),
     /// Signed before this process started (a restart must not reopen a replay window).
@@ -63,9 +111,12 @@ pub enum CallbackRejection {
     /// The body does not match `Content-Digest`.
     #[error("body does not match Content-Digest")]
     DigestMismatch,
+    /// The body is larger than the route accepts.
+    #[error("body too large")]
+    BodyTooLarge,
 }
 
-impl CallbackRejection {
+impl Rejection {
     /// Stable reason code for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -76,28 +127,48 @@ impl CallbackRejection {
             Self::Replayed => "nonce_replayed",
             Self::ReplayFull => "replay_cache_full",
             Self::DigestMismatch => "digest_mismatch",
+            Self::BodyTooLarge => "body_too_large",
         }
     }
 }
 
-/// A callback whose signature passed; the body digest is checked while the body is read.
+impl From<ReplayError> for Rejection {
+    fn from(e: ReplayError) -> Self {
+        match e {
+            ReplayError::Replayed => Self::Replayed,
+            ReplayError::Full => Self::ReplayFull,
+        }
+    }
+}
+
+/// A signed request that passed verification (for callbacks, all but the body digest, which the
+/// forwarder checks while it reads the body: [`VerifiedCall::refuse`] answers a mismatch).
 #[derive(Debug, Clone)]
-pub struct VerifiedCallback {
-    /// The Nextcloud user to act as (empty = system call).
+pub(crate) struct VerifiedCall {
+    /// The route it was verified for.
+    pub route: SignedRoute,
+    /// The Nextcloud user to act as (empty = system call; always empty for announcements).
     pub user: String,
-    /// The canonical target (not yet checked against the allow-list).
-    pub target: Target,
-    /// The verb to send to Nextcloud.
+    /// The canonical target (callbacks; not yet checked against the allow-list).
+    pub target: Option<Target>,
+    /// The verb asked for (the override on a tunnelled callback, else the wire method).
     pub method: Method,
     /// The signed body digest.
     pub digest: [u8; 32],
-    /// The key id that verified.
-    pub keyid: String,
+    verifier: Arc<SignatureVerifier>,
+}
+
+impl VerifiedCall {
+    /// Refuses this call after all (a body that does not match its digest), counted like any other
+    /// refusal.
+    pub(crate) fn refuse(&self, rejection: &Rejection) -> ApiError {
+        self.verifier.refuse(self.route, rejection)
+    }
 }
 
 /// A token bucket for failed verifications.
 #[derive(Debug)]
-pub struct FailureLimiter {
+pub(crate) struct FailureLimiter {
     state: Mutex<(f64, Instant)>,
     burst: f64,
     per_sec: f64,
@@ -105,7 +176,7 @@ pub struct FailureLimiter {
 
 impl FailureLimiter {
     /// `burst` failures at once, `per_sec` sustained.
-    pub fn new(burst: u32, per_sec: u32) -> Self {
+    pub(crate) fn new(burst: u32, per_sec: u32) -> Self {
         Self {
             state: Mutex::new((f64::from(burst), Instant::now())),
             burst: f64::from(burst),
@@ -114,7 +185,7 @@ impl FailureLimiter {
     }
 
     /// Takes a token for one failure; false when the budget is spent (answer 429).
-    pub fn allow_failure(&self) -> bool {
+    pub(crate) fn allow_failure(&self) -> bool {
         let mut state = self.state.lock().expect("limiter lock");
         let now = Instant::now();
         let refill = now.duration_since(state.1).as_secs_f64() * self.per_sec;
@@ -129,10 +200,15 @@ impl FailureLimiter {
     }
 }
 
-/// The verifier for `/nc`, built once.
+/// The verifier every signed route shares, built once: keys, wire profile, replay cache, clock
+/// window and failure budget.
 #[derive(Debug)]
-pub struct CallbackVerifier {
+pub(crate) struct SignatureVerifier {
+    keys: Arc<Keyring>,
+    profile: Arc<dyn WireProfile>,
     replay: ReplayCache,
+    limiter: FailureLimiter,
+    metrics: Arc<Metrics>,
     /// Unix seconds at process start.
     started: u64,
     max_age: u64,
@@ -143,13 +219,13 @@ fn one<'a>(
     headers: &'a HeaderMap,
     name: &http::HeaderName,
     reason: &'static str,
-) -> Result<&'a str, CallbackRejection> {
+) -> Result<&'a str, Rejection> {
     let mut values = headers.get_all(name).iter();
-    let value = values.next().ok_or(CallbackRejection::Shape(reason))?;
+    let value = values.next().ok_or(Rejection::Shape(reason))?;
     if values.next().is_some() || value.len() > target::MAX_TARGET_LEN {
-        return Err(CallbackRejection::Shape(reason));
+        return Err(Rejection::Shape(reason));
     }
-    value.to_str().map_err(|_| CallbackRejection::Shape(reason))
+    value.to_str().map_err(|_| Rejection::Shape(reason))
 }
 
 /// A Nextcloud user id as Waggle accepts it: no control characters, no `:` (it would corrupt
@@ -162,61 +238,91 @@ pub fn valid_user(user: &str) -> bool {
 }
 
 /// The verb a callback asks for: `X-HTTP-Method-Override` on a POST, else the wire method.
-pub fn callback_method(wire: &Method, headers: &HeaderMap) -> Result<Method, CallbackRejection> {
+pub fn callback_method(wire: &Method, headers: &HeaderMap) -> Result<Method, Rejection> {
     let mut overrides = headers.get_all(headers::X_HTTP_METHOD_OVERRIDE).iter();
     let method = match overrides.next() {
         None => wire.clone(),
         Some(value) => {
             if overrides.next().is_some() || wire != Method::POST {
-                return Err(CallbackRejection::Shape("bad_override"));
+                return Err(Rejection::Shape("bad_override"));
             }
             // Exact spelling: the signature covers the header value, so `propfind` is refused rather
             // than silently upper-cased.
-            Method::from_bytes(value.as_bytes()).map_err(|_| CallbackRejection::Shape("bad_override"))?
+            Method::from_bytes(value.as_bytes()).map_err(|_| Rejection::Shape("bad_override"))?
         }
     };
-    if CALLBACK_VERBS.contains(&method.as_str()) {
-        Ok(method)
-    } else {
-        Err(CallbackRejection::Shape("bad_method"))
-    }
+    if CALLBACK_VERBS.contains(&method.as_str()) { Ok(method) } else { Err(Rejection::Shape("bad_method")) }
 }
 
-impl CallbackVerifier {
-    /// A verifier with the configured window and replay capacity.
-    pub fn new(settings: &crate::config::CallbackSettings, started: u64) -> Self {
+impl SignatureVerifier {
+    /// A verifier with the configured window, replay capacity and failure budget. `started` is the
+    /// process start (unix seconds).
+    pub(crate) fn new(
+        settings: &CallbackSettings,
+        started: u64,
+        keys: Arc<Keyring>,
+        profile: Arc<dyn WireProfile>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         // An entry must outlive every instant at which its signature could still pass the clock check.
         let ttl = settings.max_age_secs + settings.max_future_secs + 1;
         Self {
+            keys,
+            profile,
             replay: ReplayCache::new(settings.replay_capacity, ttl),
+            limiter: FailureLimiter::new(settings.failure_burst, settings.failure_per_sec),
+            metrics,
             started,
             max_age: settings.max_age_secs,
             max_future: settings.max_future_secs,
         }
     }
 
-    /// Verifies everything but the body digest. `observed` is the request path after `/nc`.
-    pub fn verify(
+    /// Key id, window, MAC and the start rule, under `policy`; `current_only` admits only the key
+    /// that signs now.
+    fn verify_signature(
         &self,
-        keys: &Keyring,
+        parts: &Parts,
+        policy: &VerifyPolicy,
+        current_only: bool,
+    ) -> Result<signing::Verified, Rejection> {
+        let message = Message::from_uri(&parts.method, &parts.uri, &parts.headers);
+        let current = current_only.then(|| self.keys.current_id()).flatten();
+        let lookup = |id: &str| {
+            if current_only && current.as_deref() != Some(id) {
+                return None;
+            }
+            self.keys.verification_key(id).map(|k| k.secret().to_vec())
+        };
+        let verified = self.profile.verify(&message, &lookup, policy).map_err(Rejection::Signature)?;
+        if verified.created < self.started {
+            return Err(Rejection::BeforeStart);
+        }
+        Ok(verified)
+    }
+
+    /// Verifies a `/nc` callback, everything but the body digest. `observed` is the request path
+    /// after `/nc`.
+    pub(crate) fn verify_callback(
+        self: &Arc<Self>,
         parts: &Parts,
         observed: &str,
         now: u64,
-    ) -> Result<VerifiedCallback, CallbackRejection> {
+    ) -> Result<VerifiedCall, Rejection> {
         let headers = &parts.headers;
         // 1. Shape of our own headers.
         let raw_target = one(headers, &headers::X_WAGGLE_TARGET, "bad_target_header")?;
         let user = one(headers, &headers::X_WAGGLE_USER, "bad_user_header")?;
         if !valid_user(user) {
-            return Err(CallbackRejection::Shape("bad_user_header"));
+            return Err(Rejection::Shape("bad_user_header"));
         }
         let digest_value = one(headers, &headers::CONTENT_DIGEST, "bad_content_digest")?;
         let digest = signing::parse_content_digest(digest_value)
-            .map_err(|_| CallbackRejection::Shape("bad_content_digest"))?;
+            .map_err(|_| Rejection::Shape("bad_content_digest"))?;
         let method = callback_method(&parts.method, headers)?;
-        let target = target::parse(raw_target).map_err(|_| CallbackRejection::Shape("bad_target"))?;
+        let target = target::parse(raw_target).map_err(|_| Rejection::Shape("bad_target"))?;
 
-        // 2–4. Key id, time window, MAC (and the signature headers' own shape), in the signing module.
+        // 2–4. Key id, time window, MAC (and the signature headers' own shape), then the start rule.
         let mut policy = VerifyPolicy::callback(now, headers);
         policy.max_age = self.max_age;
         policy.max_future = self.max_future;
@@ -224,36 +330,155 @@ impl CallbackVerifier {
             // A MOVE/COPY destination changes what the call does, so it must be signed too.
             policy.required.push(Component::Field(headers::DESTINATION));
         }
-        let message = Message::from_uri(&parts.method, &parts.uri, headers);
-        let verified = signing::verify_request(
-            &message,
-            |id| keys.verification_key(id).map(|k| k.secret().to_vec()),
-            &policy,
-        )
-        .map_err(CallbackRejection::Signature)?;
-        if verified.created < self.started {
-            return Err(CallbackRejection::BeforeStart);
-        }
+        let verified = self.verify_signature(parts, &policy, false)?;
         // The proxies strip the public prefix and may decode once; anything else is tampering.
         if !target::observed_matches(observed, &target) {
-            return Err(CallbackRejection::PathMismatch);
+            return Err(Rejection::PathMismatch);
         }
         // 5. Replay: the nonce is spent only by a request whose MAC is valid.
-        self.replay.check_and_insert(&verified.keyid, &verified.nonce, now).map_err(|e| match e {
-            ReplayError::Replayed => CallbackRejection::Replayed,
-            ReplayError::Full => CallbackRejection::ReplayFull,
-        })?;
-        Ok(VerifiedCallback { user: user.to_owned(), target, method, digest, keyid: verified.keyid })
+        self.replay.check_and_insert(&verified.keyid, &verified.nonce, now)?;
+        Ok(VerifiedCall {
+            route: SignedRoute::Callback,
+            user: user.to_owned(),
+            target: Some(target),
+            method,
+            digest,
+            verifier: self.clone(),
+        })
     }
 
-    /// Spends a nonce for another signed route (key announcements) in the same replay cache.
-    pub fn check_nonce(&self, keyid: &str, nonce: &str, now: u64) -> Result<(), ReplayError> {
-        self.replay.check_and_insert(keyid, nonce, now)
+    /// Verifies a key announcement with its whole body: signature by the current key, then the
+    /// body against the signed digest, and only then the nonce (a tampered body spends nothing).
+    pub(crate) fn verify_announcement(
+        self: &Arc<Self>,
+        parts: &Parts,
+        body: &[u8],
+        now: u64,
+    ) -> Result<VerifiedCall, Rejection> {
+        let policy = VerifyPolicy {
+            purpose: Purpose::KeyAnnounce,
+            now,
+            max_age: self.max_age,
+            max_future: self.max_future,
+            required: vec![
+                Component::Method,
+                Component::Field(headers::CONTENT_DIGEST),
+                Component::Field(http::header::CONTENT_TYPE),
+            ],
+        };
+        let verified = self.verify_signature(parts, &policy, true)?;
+        let digest_value = one(&parts.headers, &headers::CONTENT_DIGEST, "bad_content_digest")
+            .map_err(|_| Rejection::DigestMismatch)?;
+        let digest = signing::parse_content_digest(digest_value).map_err(|_| Rejection::DigestMismatch)?;
+        if signing::verify_content_digest(digest_value, body).is_err() {
+            return Err(Rejection::DigestMismatch);
+        }
+        self.replay.check_and_insert(&verified.keyid, &verified.nonce, now)?;
+        Ok(VerifiedCall {
+            route: SignedRoute::KeyAnnounce,
+            user: String::new(),
+            target: None,
+            method: parts.method.clone(),
+            digest,
+            verifier: self.clone(),
+        })
+    }
+
+    /// Counts and logs a refusal and decides the answer: 401 `invalid_signature`; for callbacks 503
+    /// when the replay cache is full and 429 once the failure budget is spent. The reason is never
+    /// returned.
+    pub(crate) fn refuse(&self, route: SignedRoute, rejection: &Rejection) -> ApiError {
+        let reason = rejection.reason();
+        self.metrics.incr(&format!("{}{reason}", route.metric_prefix()));
+        if *rejection == Rejection::ReplayFull {
+            tracing::error!(reason, "replay cache full; refusing signed requests until entries expire");
+            return ApiError::Unavailable { code: "replay_cache_full", source: None };
+        }
+        match route {
+            SignedRoute::Callback if !self.limiter.allow_failure() => {
+                tracing::debug!(reason, "callback signature refused (failure budget spent)");
+                ApiError::RateLimited { code: "rate_limited", retry_after: Some(RETRY_AFTER_SECS) }
+            }
+            SignedRoute::Callback => {
+                tracing::warn!(reason, "callback signature refused");
+                ApiError::InvalidSignature { reason }
+            }
+            SignedRoute::KeyAnnounce => {
+                tracing::warn!(reason, "key announcement refused");
+                ApiError::InvalidSignature { reason }
+            }
+        }
     }
 
     /// Live entries in the replay cache.
-    pub fn replay_entries(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn replay_entries(&self) -> usize {
         self.replay.len()
+    }
+}
+
+/// The signature policy as a `route_layer`: verifies for `route` and inserts the [`VerifiedCall`].
+#[derive(Debug, Clone)]
+pub(crate) struct SignatureAuth {
+    verifier: Arc<SignatureVerifier>,
+    route: SignedRoute,
+}
+
+impl SignatureAuth {
+    /// The policy for `route`.
+    pub(crate) fn new(verifier: Arc<SignatureVerifier>, route: SignedRoute) -> Self {
+        Self { verifier, route }
+    }
+}
+
+type AuthResult = Result<Request<Body>, Response>;
+
+impl AsyncAuthorizeRequest<Body> for SignatureAuth {
+    type RequestBody = Body;
+    type ResponseBody = Body;
+    /// Ready at once for callbacks (their body streams on); announcements read their small body.
+    type Future = Either<Ready<AuthResult>, Pin<Box<dyn Future<Output = AuthResult> + Send>>>;
+
+    fn authorize(&mut self, request: Request<Body>) -> Self::Future {
+        let now = unix_now();
+        let verifier = self.verifier.clone();
+        match self.route {
+            SignedRoute::Callback => {
+                let (parts, body) = request.into_parts();
+                let observed = parts.uri.path().strip_prefix("/nc").unwrap_or("");
+                let outcome = match verifier.verify_callback(&parts, observed, now) {
+                    Ok(call) => {
+                        let mut request = Request::from_parts(parts, body);
+                        request.extensions_mut().insert(call);
+                        Ok(request)
+                    }
+                    Err(rejection) => Err(verifier.refuse(SignedRoute::Callback, &rejection).into_response()),
+                };
+                Either::Left(ready(outcome))
+            }
+            SignedRoute::KeyAnnounce => Either::Right(Box::pin(async move {
+                let (parts, body) = request.into_parts();
+                let refuse = |r: Rejection| verifier.refuse(SignedRoute::KeyAnnounce, &r).into_response();
+                let bytes = axum::body::to_bytes(body, ANNOUNCE_BODY_CAP)
+                    .await
+                    .map_err(|_| refuse(Rejection::BodyTooLarge))?;
+                let call = verifier.verify_announcement(&parts, &bytes, now).map_err(refuse)?;
+                let mut request = Request::from_parts(parts, Body::from(bytes));
+                request.extensions_mut().insert(call);
+                Ok(request)
+            })),
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for VerifiedCall {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Present only behind `SignatureAuth`; a handler that asks for it elsewhere is a wiring bug.
+        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("VerifiedCall requested on a route without SignatureAuth"))
+        })
     }
 }
 
@@ -302,6 +527,11 @@ mod tests {
         }
     }
 
+    fn verifier(started: u64) -> Arc<SignatureVerifier> {
+        let profile: Arc<dyn WireProfile> = Arc::new(signing::Rfc9421);
+        Arc::new(SignatureVerifier::new(&settings(), started, Arc::new(keyring()), profile, Arc::default()))
+    }
+
     fn keyring() -> Keyring {
         let dir = tempfile::tempdir().unwrap();
         let vars: std::collections::HashMap<String, String> = [
@@ -339,47 +569,45 @@ mod tests {
 
     #[test]
     fn the_time_window_edges_are_exact() {
-        let v = CallbackVerifier::new(&settings(), 0);
-        let k = keyring();
+        let v = verifier(0);
         let observed = "/ocs/v2.php/cloud/user";
         let nonce = |i: u32| format!("nonce-window-edge-{i:04}");
         // created 300 s ago: accepted; 301 s ago: refused.
-        assert!(v.verify(&k, &parts(T - 300, &nonce(1)), observed, T).is_ok());
+        assert!(v.verify_callback(&parts(T - 300, &nonce(1)), observed, T).is_ok());
         assert!(matches!(
-            v.verify(&k, &parts(T - 301, &nonce(2)), observed, T),
-            Err(CallbackRejection::Signature(signing::VerifyError::TooOld | signing::VerifyError::Expired))
+            v.verify_callback(&parts(T - 301, &nonce(2)), observed, T),
+            Err(Rejection::Signature(signing::VerifyError::TooOld | signing::VerifyError::Expired))
         ));
         // created 60 s ahead: accepted; 61 s ahead: refused.
-        assert!(v.verify(&k, &parts(T + 60, &nonce(3)), observed, T).is_ok());
+        assert!(v.verify_callback(&parts(T + 60, &nonce(3)), observed, T).is_ok());
         assert_eq!(
-            v.verify(&k, &parts(T + 61, &nonce(4)), observed, T).unwrap_err(),
-            CallbackRejection::Signature(signing::VerifyError::CreatedInFuture)
+            v.verify_callback(&parts(T + 61, &nonce(4)), observed, T).unwrap_err(),
+            Rejection::Signature(signing::VerifyError::CreatedInFuture)
         );
     }
 
     #[test]
     fn signatures_from_before_the_process_start_are_refused() {
-        let v = CallbackVerifier::new(&settings(), T);
-        let k = keyring();
-        let err =
-            v.verify(&k, &parts(T - 1, "nonce-before-start-0001"), "/ocs/v2.php/cloud/user", T).unwrap_err();
-        assert_eq!(err, CallbackRejection::BeforeStart);
-        assert!(v.verify(&k, &parts(T, "nonce-before-start-0002"), "/ocs/v2.php/cloud/user", T).is_ok());
+        let v = verifier(T);
+        let err = v
+            .verify_callback(&parts(T - 1, "nonce-before-start-0001"), "/ocs/v2.php/cloud/user", T)
+            .unwrap_err();
+        assert_eq!(err, Rejection::BeforeStart);
+        assert!(v.verify_callback(&parts(T, "nonce-before-start-0002"), "/ocs/v2.php/cloud/user", T).is_ok());
     }
 
     #[test]
     fn a_nonce_is_spent_only_by_a_valid_request_and_only_once() {
-        let v = CallbackVerifier::new(&settings(), 0);
-        let k = keyring();
+        let v = verifier(0);
         let mut forged = parts(T, "nonce-spent-once-0001");
         forged.headers.insert(headers::X_WAGGLE_USER, http::HeaderValue::from_static("bob"));
-        assert!(v.verify(&k, &forged, "/ocs/v2.php/cloud/user", T).is_err());
+        assert!(v.verify_callback(&forged, "/ocs/v2.php/cloud/user", T).is_err());
         assert_eq!(v.replay_entries(), 0, "a forgery spends no nonce");
         let good = parts(T, "nonce-spent-once-0001");
-        assert!(v.verify(&k, &good, "/ocs/v2.php/cloud/user", T).is_ok());
+        assert!(v.verify_callback(&good, "/ocs/v2.php/cloud/user", T).is_ok());
         assert_eq!(
-            v.verify(&k, &good, "/ocs/v2.php/cloud/user", T + 1).unwrap_err(),
-            CallbackRejection::Replayed
+            v.verify_callback(&good, "/ocs/v2.php/cloud/user", T + 1).unwrap_err(),
+            Rejection::Replayed
         );
     }
 

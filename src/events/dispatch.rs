@@ -1,34 +1,34 @@
 //! The delivery worker: takes the due head of each subject from the outbox, POSTs it to the SaaS
-//! webhook with Standard Webhooks headers, and acks only after a 2xx. Failures are retried on the
-//! configured schedule with ±20 % jitter, honouring `Retry-After`; other 4xx give up sooner; a 410
-//! pauses delivery (persisted) and alerts; an event that exhausts its schedule is dead-lettered.
-//! Stops on the shared cancellation token; an in-flight event simply stays pending.
+//! webhook (the SaaS client's `post_event`, Standard Webhooks headers), and acks only after a 2xx.
+//! Failures are retried on the configured schedule with ±20 % jitter, honouring `Retry-After`; other
+//! 4xx give up sooner; a 410 pauses delivery (persisted) and alerts; an event that exhausts its
+//! schedule is dead-lettered. [`Deliverer::run`] stops at shutdown; an in-flight event simply stays
+//! pending. [`Deliverer::step`] is one round, for callers that need determinism.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::Rng as _;
-use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 use super::queue::{Outbox, Pending};
-use crate::signing::webhooks::{self, WebhookSecret};
-use crate::state::AppState;
+use crate::clock::now_ms;
+use crate::config::EventsSettings;
+use crate::keys::Keyring;
+use crate::metrics::Metrics;
+use crate::saas::SaasClient;
+use crate::shutdown::Background;
+use crate::signing::webhooks::WebhookSecret;
+use crate::store::StoreError;
 
 /// The persisted flag set by a 410.
-pub const PAUSED: &str = "paused";
+pub(crate) const PAUSED: &str = "paused";
 /// Attempts allowed for a non-retryable 4xx before dead-lettering.
 const CLIENT_ERROR_ATTEMPTS: u32 = 3;
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
-        .unwrap_or(i64::MAX)
-}
-
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// 2xx: acknowledged.
     Delivered,
     /// Try again after this delay.
@@ -42,7 +42,7 @@ pub enum Outcome {
 /// Decides what to do after attempt number `attempts` (1-based) answered `status` (None: no answer),
 /// given the retry schedule (the delay after attempt n is `schedule[n - 1]`; past its end the event
 /// is dead) and the `Retry-After` seconds.
-pub fn decide(
+pub(crate) fn decide(
     status: Option<u16>,
     attempts: u32,
     schedule: &[Duration],
@@ -72,138 +72,141 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.8..1.2))
 }
 
-/// The worker's handle: wake it when events are enqueued or delivery is resumed.
-#[derive(Debug, Default, Clone)]
-pub struct Wakeup(Arc<Notify>);
-
-impl Wakeup {
-    /// Wakes the worker.
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
+/// What one [`Deliverer::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Delivery is paused (a 410 until an admin resumes): nothing was sent.
+    Paused,
+    /// No tenant key yet: events wait in the outbox.
+    NoKey,
+    /// Nothing was due; the next event is due after this long (at most the poll interval).
+    Idle(Duration),
+    /// This many due heads were attempted.
+    Attempted(usize),
 }
 
-/// Runs until the shutdown token is cancelled.
-pub async fn run(state: AppState) {
-    let settings = &state.settings.events;
-    let Some(url) = settings.url.clone() else {
-        tracing::warn!("no events URL (WAGGLE_EVENTS_URL or WAGGLE_SERVICE_URL); event delivery is off");
-        return;
-    };
-    tracing::info!(url = %url, "event delivery started");
-    loop {
-        if state.shutdown.is_cancelled() {
-            break;
-        }
-        let wait = match step(&state, url.as_str()).await {
-            Ok(Some(wait)) => wait,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "event delivery step failed");
-                settings.poll
-            }
+/// The delivery worker's parts, built once.
+#[derive(Debug)]
+pub(crate) struct Deliverer {
+    outbox: Outbox,
+    saas: SaasClient,
+    keys: Arc<Keyring>,
+    metrics: Arc<Metrics>,
+    settings: EventsSettings,
+}
+
+impl Deliverer {
+    /// A worker over these parts.
+    pub(crate) fn new(
+        outbox: Outbox,
+        saas: SaasClient,
+        keys: Arc<Keyring>,
+        metrics: Arc<Metrics>,
+        settings: EventsSettings,
+    ) -> Self {
+        Self { outbox, saas, keys, metrics, settings }
+    }
+
+    /// Runs until shutdown.
+    pub(crate) async fn run(self: Arc<Self>, background: Background) {
+        let Some(url) = self.saas.events_url() else {
+            tracing::warn!("no events URL (WAGGLE_EVENTS_URL or WAGGLE_SERVICE_URL); event delivery is off");
+            return;
         };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = state.events_wakeup.0.notified() => {}
-            () = state.shutdown.cancelled() => break,
+        tracing::info!(url = %url, "event delivery started");
+        loop {
+            if background.is_cancelled() {
+                break;
+            }
+            let wait = match self.step().await {
+                Ok(Step::Attempted(_)) => continue,
+                Ok(Step::Idle(wait)) => wait,
+                Ok(Step::Paused | Step::NoKey) => self.settings.poll,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "event delivery step failed");
+                    self.settings.poll
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.outbox.woken() => {}
+                () = background.cancelled() => break,
+            }
         }
+        tracing::info!("event delivery stopped");
     }
-    tracing::info!("event delivery stopped");
-}
 
-/// One round: deliver every due head in parallel. Returns how long to sleep (None: go again now).
-async fn step(state: &AppState, url: &str) -> anyhow::Result<Option<Duration>> {
-    let outbox = &state.outbox;
-    let poll = state.settings.events.poll;
-    if outbox.flag(PAUSED).await?.is_some() {
-        return Ok(Some(poll));
+    /// One round: deliver every due head in parallel.
+    pub(crate) async fn step(self: &Arc<Self>) -> Result<Step, StoreError> {
+        let outbox = &self.outbox;
+        let poll = self.settings.poll;
+        if outbox.flag(PAUSED).await?.is_some() {
+            return Ok(Step::Paused);
+        }
+        let secrets: Vec<WebhookSecret> =
+            self.keys.webhook_keys().iter().map(|k| WebhookSecret::new(k.secret().to_vec())).collect();
+        if secrets.is_empty() {
+            return Ok(Step::NoKey);
+        }
+        let due = outbox.due(now_ms(), self.settings.concurrency).await?;
+        if due.is_empty() {
+            let next = outbox.next_due_at().await?;
+            let wait = next.map_or(poll, |at| {
+                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(poll)
+            });
+            return Ok(Step::Idle(wait));
+        }
+        let attempted = due.len();
+        let mut set = tokio::task::JoinSet::new();
+        for event in due {
+            let (this, secrets) = (self.clone(), secrets.clone());
+            let span = tracing::info_span!("deliver", event.id = %event.id, event.type = %event.kind);
+            set.spawn(async move { this.deliver(&secrets, event).await }.instrument(span));
+        }
+        while let Some(done) = set.join_next().await {
+            done??;
+        }
+        Ok(Step::Attempted(attempted))
     }
-    let secrets: Vec<WebhookSecret> =
-        state.keys.webhook_keys().iter().map(|k| WebhookSecret::new(k.secret().to_vec())).collect();
-    if secrets.is_empty() {
-        return Ok(Some(poll)); // no tenant key yet; events wait in the outbox
-    }
-    let due = outbox.due(now_ms(), state.settings.events.concurrency).await?;
-    if due.is_empty() {
-        let next = outbox.next_due_at().await?;
-        let wait = next
-            .map_or(poll, |at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(poll));
-        return Ok(Some(wait));
-    }
-    let mut set = tokio::task::JoinSet::new();
-    for event in due {
-        let (state, url, secrets) = (state.clone(), url.to_owned(), secrets.clone());
-        let span = tracing::info_span!("deliver", event.id = %event.id, event.type = %event.kind);
-        set.spawn(async move { deliver(&state, &url, &secrets, event).await }.instrument(span));
-    }
-    while let Some(done) = set.join_next().await {
-        done??;
-    }
-    Ok(None)
-}
 
-async fn deliver(
-    state: &AppState,
-    url: &str,
-    secrets: &[WebhookSecret],
-    event: Pending,
-) -> anyhow::Result<()> {
-    let outbox: &Outbox = &state.outbox;
-    let timestamp = u64::try_from(now_ms() / 1000).unwrap_or(0);
-    let signature = webhooks::signature_header(secrets, &event.id, timestamp, &event.payload);
-    let result = state
-        .saas
-        .http()
-        .post(url)
-        .header(webhooks::WEBHOOK_ID, &event.id)
-        .header(webhooks::WEBHOOK_TIMESTAMP, timestamp.to_string())
-        .header(webhooks::WEBHOOK_SIGNATURE, signature)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(event.payload.clone())
-        .timeout(state.settings.events.request_timeout)
-        .send()
-        .await;
-    let (status, retry_after, error) = match result {
-        Ok(r) => {
-            let retry_after = r
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            (Some(r.status().as_u16()), retry_after, format!("HTTP {}", r.status().as_u16()))
+    async fn deliver(&self, secrets: &[WebhookSecret], event: Pending) -> Result<(), StoreError> {
+        let outbox = &self.outbox;
+        let (status, retry_after, error) =
+            match self.saas.post_event(&event.id, event.payload.clone(), secrets).await {
+                Ok(a) => (Some(a.status), a.retry_after, format!("HTTP {}", a.status)),
+                Err(crate::saas::SaasError::Timeout) => (None, None, "timeout".to_owned()),
+                Err(_) => (None, None, "connection failed".to_owned()),
+            };
+        let attempts = event.attempts + 1;
+        let metrics = &self.metrics;
+        match decide(status, attempts, &self.settings.schedule, retry_after) {
+            Outcome::Delivered => {
+                outbox.ack(&event.id, now_ms()).await?;
+                metrics.incr("events_delivered");
+                tracing::debug!(attempts, "event delivered");
+            }
+            Outcome::Retry(delay) => {
+                let next = now_ms() + i64::try_from(jitter(delay).as_millis()).unwrap_or(i64::MAX / 2);
+                outbox.reschedule(&event.id, attempts, next, status, &error).await?;
+                metrics.incr("events_retried");
+                tracing::warn!(attempts, error = %error, delay_ms = delay.as_millis() as u64, "event delivery failed; will retry");
+            }
+            Outcome::Dead => {
+                outbox.dead_letter(&event.id, attempts, status, &error, now_ms()).await?;
+                metrics.incr("events_dead_lettered");
+                tracing::error!(attempts, error = %error, "event delivery gave up; moved to the dead letters");
+            }
+            Outcome::Gone => {
+                outbox.reschedule(&event.id, event.attempts, now_ms(), status, &error).await?;
+                outbox.set_flag(PAUSED, Some("the events URL answered 410 Gone")).await?;
+                metrics.incr("events_paused");
+                tracing::error!(
+                    "the events URL answered 410 Gone: delivery is paused until an admin resumes it"
+                );
+            }
         }
-        Err(e) => {
-            (None, None, if e.is_timeout() { "timeout".to_owned() } else { "connection failed".to_owned() })
-        }
-    };
-    let attempts = event.attempts + 1;
-    let metrics = &state.metrics;
-    match decide(status, attempts, &state.settings.events.schedule, retry_after) {
-        Outcome::Delivered => {
-            outbox.ack(&event.id, now_ms()).await?;
-            metrics.incr("events_delivered");
-            tracing::debug!(attempts, "event delivered");
-        }
-        Outcome::Retry(delay) => {
-            let next = now_ms() + i64::try_from(jitter(delay).as_millis()).unwrap_or(i64::MAX / 2);
-            outbox.reschedule(&event.id, attempts, next, status, &error).await?;
-            metrics.incr("events_retried");
-            tracing::warn!(attempts, error = %error, delay_ms = delay.as_millis() as u64, "event delivery failed; will retry");
-        }
-        Outcome::Dead => {
-            outbox.dead_letter(&event.id, attempts, status, &error, now_ms()).await?;
-            metrics.incr("events_dead_lettered");
-            tracing::error!(attempts, error = %error, "event delivery gave up; moved to the dead letters");
-        }
-        Outcome::Gone => {
-            outbox.reschedule(&event.id, event.attempts, now_ms(), status, &error).await?;
-            outbox.set_flag(PAUSED, Some("the events URL answered 410 Gone")).await?;
-            metrics.incr("events_paused");
-            tracing::error!("the events URL answered 410 Gone: delivery is paused until an admin resumes it");
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,15 +1,21 @@
 //! The durable outbox in the embedded SQLite store (WAL): enqueue (committed before anything is
 //! acknowledged), the due head of each subject, ack after a 2xx, reschedule, dead-letter and replay.
+//! The outbox owns enqueueing: [`Outbox::enqueue_in`] is the one insert, inside the caller's
+//! transaction (reconciliation commits events with its snapshot), with the one de-duplication rule;
+//! [`Outbox::enqueue`] wraps it in a transaction of its own. Every commit wakes the delivery worker.
 //!
 //! Ordering: only the oldest pending event of a subject is ever due, so one subject's events are
 //! delivered in order while different subjects go in parallel. Ids are unique: enqueuing an id that
 //! is pending, dead-lettered or was delivered within the dedupe horizon is a no-op.
 
-use rusqlite::{OptionalExtension as _, params};
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension as _, Transaction, params};
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use super::Event;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS outbox (
@@ -53,39 +59,39 @@ const DELIVERED_HORIZON_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A pending event as leased for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// Event id.
-    pub id: String,
+    pub(crate) id: String,
     /// Ordering key.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Type name.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Payload bytes.
-    pub payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
     /// Unix ms when enqueued.
-    pub created_at: i64,
+    pub(crate) created_at: i64,
     /// Attempts so far.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 /// A dead-lettered event, for the admin list.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct DeadLetter {
+pub(crate) struct DeadLetter {
     /// Event id.
-    pub id: String,
+    pub(crate) id: String,
     /// Ordering key.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Type name.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Attempts made.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Last HTTP status, if any.
-    pub last_status: Option<u16>,
+    pub(crate) last_status: Option<u16>,
     /// Last error text.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     /// Unix ms when it was given up.
-    pub dead_at: i64,
+    pub(crate) dead_at: i64,
 }
 
 /// Queue figures for status and metrics.
@@ -99,49 +105,72 @@ pub struct QueueStats {
     pub dead_letters: u64,
 }
 
-/// The outbox (cheap to clone).
+/// The outbox (cheap to clone; clones share the store and the wake-up).
 #[derive(Debug, Clone)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     store: Store,
+    wakeup: Arc<Notify>,
 }
 
 impl Outbox {
     /// Opens the outbox in `store`, creating its tables.
-    pub fn new(store: Store) -> anyhow::Result<Self> {
+    pub(crate) fn new(store: Store) -> Result<Self, StoreError> {
         store.migrate(SCHEMA)?;
-        Ok(Self { store })
+        Ok(Self { store, wakeup: Arc::default() })
     }
 
-    /// Commits `events` in one transaction; returns how many were new. `now_ms` schedules them.
-    pub async fn enqueue(&self, events: Vec<Event>, now_ms: i64) -> anyhow::Result<usize> {
-        self.store
+    /// Inserts `events` inside the caller's transaction; returns how many were new. The one
+    /// de-duplication rule: an id that is pending, dead-lettered, or was delivered within the
+    /// dedupe horizon is skipped. `now_ms` schedules them. The caller commits, then calls
+    /// [`Self::wake`].
+    pub(crate) fn enqueue_in(tx: &Transaction<'_>, events: &[Event], now_ms: i64) -> rusqlite::Result<usize> {
+        let mut known = tx.prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM dead_letter WHERE id = ?1)
+                 OR EXISTS(SELECT 1 FROM delivered WHERE id = ?1 AND delivered_at > ?2)",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO outbox (id, subject, type, payload, created_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?;
+        let mut inserted = 0;
+        for e in events {
+            if known.query_row(params![e.id, now_ms - DELIVERED_HORIZON_MS], |r| r.get(0))? {
+                continue;
+            }
+            inserted += insert.execute(params![e.id, e.subject, e.kind.as_str(), e.payload, now_ms])?;
+        }
+        Ok(inserted)
+    }
+
+    /// Commits `events` in one transaction and wakes the worker; returns how many were new.
+    pub(crate) async fn enqueue(&self, events: Vec<Event>, now_ms: i64) -> Result<usize, StoreError> {
+        let inserted = self
+            .store
             .with(move |c| {
                 let tx = c.transaction()?;
-                let mut inserted = 0;
-                for e in &events {
-                    let known: bool = tx.query_row(
-                        "SELECT EXISTS(SELECT 1 FROM dead_letter WHERE id = ?1)
-                             OR EXISTS(SELECT 1 FROM delivered WHERE id = ?1 AND delivered_at > ?2)",
-                        params![e.id, now_ms - DELIVERED_HORIZON_MS],
-                        |r| r.get(0),
-                    )?;
-                    if known {
-                        continue;
-                    }
-                    inserted += tx.execute(
-                        "INSERT OR IGNORE INTO outbox (id, subject, type, payload, created_at, next_attempt_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                        params![e.id, e.subject, e.kind.as_str(), e.payload, now_ms],
-                    )?;
-                }
+                let inserted = Self::enqueue_in(&tx, &events, now_ms)?;
                 tx.commit()?;
                 Ok(inserted)
             })
-            .await
+            .await?;
+        if inserted > 0 {
+            self.wake();
+        }
+        Ok(inserted)
+    }
+
+    /// Wakes the delivery worker (after a commit, a replay or a resume).
+    pub(crate) fn wake(&self) {
+        self.wakeup.notify_one();
+    }
+
+    /// Resolves at the next [`Self::wake`] (or at once if one is pending).
+    pub(crate) async fn woken(&self) {
+        self.wakeup.notified().await;
     }
 
     /// The due heads: for each subject its oldest pending event, if its time has come.
-    pub async fn due(&self, now_ms: i64, limit: u32) -> anyhow::Result<Vec<Pending>> {
+    pub(crate) async fn due(&self, now_ms: i64, limit: u32) -> Result<Vec<Pending>, StoreError> {
         self.store
             .with(move |c| {
                 // Walk due rows in time order (index `outbox_due`) and keep the heads of their subjects
@@ -168,7 +197,7 @@ impl Outbox {
     }
 
     /// When the next event becomes due (unix ms), if any is pending.
-    pub async fn next_due_at(&self) -> anyhow::Result<Option<i64>> {
+    pub(crate) async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
         self.store
             .with(|c| {
                 c.query_row(
@@ -182,7 +211,7 @@ impl Outbox {
     }
 
     /// Records a successful delivery (after a 2xx only).
-    pub async fn ack(&self, id: &str, now_ms: i64) -> anyhow::Result<()> {
+    pub(crate) async fn ack(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.store
             .with(move |c| {
@@ -202,14 +231,14 @@ impl Outbox {
     }
 
     /// Schedules another attempt.
-    pub async fn reschedule(
+    pub(crate) async fn reschedule(
         &self,
         id: &str,
         attempts: u32,
         next_ms: i64,
         status: Option<u16>,
         error: &str,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), StoreError> {
         let (id, error) = (id.to_owned(), error.to_owned());
         self.store
             .with(move |c| {
@@ -223,14 +252,14 @@ impl Outbox {
     }
 
     /// Moves an event that exhausted its schedule to the dead-letter table.
-    pub async fn dead_letter(
+    pub(crate) async fn dead_letter(
         &self,
         id: &str,
         attempts: u32,
         status: Option<u16>,
         error: &str,
         now_ms: i64,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), StoreError> {
         let (id, error) = (id.to_owned(), error.to_owned());
         self.store
             .with(move |c| {
@@ -247,7 +276,7 @@ impl Outbox {
     }
 
     /// Dead letters, newest first.
-    pub async fn dead_letters(&self, limit: u32) -> anyhow::Result<Vec<DeadLetter>> {
+    pub(crate) async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
         self.store
             .with(move |c| {
                 let mut stmt = c.prepare(
@@ -272,7 +301,7 @@ impl Outbox {
 
     /// Puts a dead letter back in the queue (same id, fresh schedule, end of its subject's order).
     /// Returns false when there is no such dead letter.
-    pub async fn replay(&self, id: &str, now_ms: i64) -> anyhow::Result<bool> {
+    pub(crate) async fn replay(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
         let id = id.to_owned();
         self.store
             .with(move |c| {
@@ -290,7 +319,7 @@ impl Outbox {
     }
 
     /// Depth, oldest age and dead-letter count.
-    pub async fn stats(&self, now_ms: i64) -> anyhow::Result<QueueStats> {
+    pub(crate) async fn stats(&self, now_ms: i64) -> Result<QueueStats, StoreError> {
         self.store
             .with(move |c| {
                 let (depth, oldest): (i64, Option<i64>) =
@@ -308,7 +337,7 @@ impl Outbox {
     }
 
     /// A persisted delivery flag (e.g. `paused` after a 410).
-    pub async fn flag(&self, key: &str) -> anyhow::Result<Option<String>> {
+    pub(crate) async fn flag(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
         self.store
             .with(move |c| {
@@ -319,7 +348,7 @@ impl Outbox {
     }
 
     /// Sets (Some) or clears (None) a persisted delivery flag.
-    pub async fn set_flag(&self, key: &str, value: Option<&str>) -> anyhow::Result<()> {
+    pub(crate) async fn set_flag(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
         let (key, value) = (key.to_owned(), value.map(str::to_owned));
         self.store
             .with(move |c| {

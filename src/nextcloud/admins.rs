@@ -16,21 +16,21 @@ use crate::store::{Store, facts};
 
 /// Most candidates read before giving up (a large instance whose admins have late-sorting uids
 /// should set `WAGGLE_SYNC__ADMIN_UID`).
-pub const MAX_PROBES: usize = 1000;
+pub(crate) const MAX_PROBES: usize = 1000;
 
 /// A user's own record, as `cloud/user` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     /// User id.
-    pub uid: String,
+    pub(crate) uid: String,
     /// Display name.
-    pub display_name: String,
+    pub(crate) display_name: String,
     /// E-mail, if set.
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     /// Whether the account is enabled.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Whether the user is a member of `admin`.
-    pub admin: bool,
+    pub(crate) admin: bool,
 }
 
 /// Why no administrator could be found.
@@ -49,7 +49,7 @@ pub enum AdminError {
 
 /// Parses the `data` of `cloud/user` (`id`, `displayname`, `email`, `enabled`, `groups`). Pure; fuzzed
 /// through the OCS directory target.
-pub fn parse_account(data: &Value) -> Result<Account, NcError> {
+pub(crate) fn parse_account(data: &Value) -> Result<Account, NcError> {
     let uid = data
         .get("id")
         .and_then(Value::as_str)
@@ -76,7 +76,7 @@ pub fn parse_account(data: &Value) -> Result<Account, NcError> {
 }
 
 /// Parses AppAPI's user list (`data` is an array of uids). Pure.
-pub fn parse_user_ids(data: &Value) -> Result<Vec<String>, NcError> {
+pub(crate) fn parse_user_ids(data: &Value) -> Result<Vec<String>, NcError> {
     let list =
         data.as_array().ok_or_else(|| NcError::Decode("AppAPI's user list is not a list".to_owned()))?;
     Ok(list
@@ -89,7 +89,7 @@ pub fn parse_user_ids(data: &Value) -> Result<Vec<String>, NcError> {
 
 /// The order candidates are tried in: `hint` (the admin found last time), `admin`, then the rest
 /// sorted; only uids Nextcloud listed; no repeats. Pure.
-pub fn candidates(mut uids: Vec<String>, hint: Option<&str>) -> Vec<String> {
+pub(crate) fn candidates(mut uids: Vec<String>, hint: Option<&str>) -> Vec<String> {
     uids.sort();
     uids.dedup();
     let mut first = vec![];
@@ -107,21 +107,47 @@ pub fn candidates(mut uids: Vec<String>, hint: Option<&str>) -> Vec<String> {
 
 impl NcClient {
     /// Every uid, from AppAPI's own list (works in system context).
-    pub async fn user_ids(&self) -> Result<Vec<String>, NcError> {
+    pub(crate) async fn user_ids(&self) -> Result<Vec<String>, NcError> {
         let data: Value = self.ocs(Method::GET, "/ocs/v1.php/apps/app_api/api/v1/users", "", None).await?;
         parse_user_ids(&data)
     }
 
     /// The user's own record, read as that user.
-    pub async fn own_account(&self, uid: &str) -> Result<Account, NcError> {
+    pub(crate) async fn own_account(&self, uid: &str) -> Result<Account, NcError> {
         let data: Value = self.ocs(Method::GET, "/ocs/v2.php/cloud/user", uid, None).await?;
         parse_account(&data)
     }
 }
 
+/// The administrator Waggle acts as (reconciliation reads the directory as them; the bootstrap names
+/// them as the primary contact): `WAGGLE_SYNC__ADMIN_UID`, else found through [`resolve`] and
+/// remembered in the store (cheap to clone).
+#[derive(Debug, Clone)]
+pub(crate) struct Admins {
+    nc: NcClient,
+    store: Store,
+    configured: Option<String>,
+}
+
+impl Admins {
+    /// Finds admins through `nc`, remembering them in `store`; `configured` overrides.
+    pub(crate) fn new(nc: NcClient, store: Store, configured: Option<String>) -> Self {
+        Self { nc, store, configured }
+    }
+
+    /// The administrator to act as (see [`resolve`]).
+    pub(crate) async fn resolve(&self) -> Result<Account, AdminError> {
+        resolve(&self.nc, &self.store, self.configured.as_deref()).await
+    }
+}
+
 /// The administrator to act as: the configured one (checked), else the one found last time (still
 /// an enabled admin), else the first enabled admin among the candidates, remembered for next time.
-pub async fn resolve(nc: &NcClient, store: &Store, configured: Option<&str>) -> Result<Account, AdminError> {
+pub(crate) async fn resolve(
+    nc: &NcClient,
+    store: &Store,
+    configured: Option<&str>,
+) -> Result<Account, AdminError> {
     if let Some(uid) = configured {
         let account = nc.own_account(uid).await?;
         return if account.admin && account.enabled {

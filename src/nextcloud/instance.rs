@@ -1,45 +1,100 @@
-//! Nextcloud's instance id: resolved once (during `/init`, or at start for an install that has none
-//! stored), kept in the store, and read from memory afterwards, so no user request ever waits on
-//! Nextcloud for it.
+//! Nextcloud's instance id: the value that names this Nextcloud on every signed request to the SaaS
+//! (`X-Waggle-Instance`), in bootstrap bodies and in event ids. A fact about Nextcloud, so the
+//! Nextcloud side owns it; the SaaS client, provisioning and reconciliation receive this value.
+//!
+//! Resolved once (during `/init`, or at start for an install that has none stored), kept in the
+//! store, and read from memory afterwards, so no user request ever waits on Nextcloud for it.
 //!
 //! Where it comes from: Nextcloud names its PHP session cookie after the instance id (`instanceid` in
 //! `config.php`, `oc` followed by ten lowercase letters and digits), and sets that cookie on the login
 //! page's answer to anyone. Nextcloud 31's capabilities carry no instance id, anonymously or as an
 //! admin; the `theming`/`core` entries are still read as a fallback for servers that publish one.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use http::header::{HeaderMap, HeaderValue, SET_COOKIE};
 
-use super::NcClient;
-use crate::store::{Store, facts};
+use super::{NcClient, NcError};
+use crate::error::ApiError;
+use crate::store::{Store, StoreError, facts};
 
-/// Looks up Nextcloud's instance id, keeps it in memory and in the store. A changed id (Nextcloud
-/// reinstalled under the same URL) replaces the stored one, with a warning.
-pub async fn resolve(nc: &NcClient, store: &Store) -> Result<String, String> {
-    let id =
-        nc.discover_instance_id().await.map_err(|e| format!("cannot read Nextcloud's instance id: {e}"))?;
-    if let Some(old) = nc.instance().get()
-        && old != id
-    {
-        tracing::warn!(old = %old, new = %id, "Nextcloud's instance id changed");
-    }
-    if !nc.instance().set(&id) {
-        return Err("Nextcloud's instance id is not a valid header value".to_owned());
-    }
-    store
-        .set_fact(facts::INSTANCE_ID, Some(id.clone()))
-        .await
-        .map_err(|e| format!("cannot store Nextcloud's instance id: {e:#}"))?;
-    Ok(id)
+/// Why the instance id could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// Nextcloud could not be asked, or revealed none.
+    #[error("cannot read Nextcloud's instance id: {0}")]
+    Lookup(#[source] NcError),
+    /// What Nextcloud revealed cannot be sent as a header.
+    #[error("Nextcloud's instance id is not a valid header value")]
+    NotAHeader,
+    /// It could not be kept.
+    #[error("cannot store Nextcloud's instance id: {0}")]
+    Store(#[source] StoreError),
 }
 
-/// The id if known, else a lookup now: for work that talks to Nextcloud anyway (reconciliation,
-/// the tenant-key bootstrap), never for user requests.
-pub async fn known_or_resolve(nc: &NcClient, store: &Store) -> Result<String, String> {
-    match nc.instance().get() {
-        Some(id) => Ok(id),
-        None => resolve(nc, store).await,
+impl From<InstanceError> for ApiError {
+    fn from(e: InstanceError) -> Self {
+        match e {
+            InstanceError::Lookup(e) => e.into(),
+            InstanceError::NotAHeader => NcError::Decode(e.to_string()).into(),
+            InstanceError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The instance id (cheap to clone; clones share the value).
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceId {
+    known: Arc<Known>,
+    nc: NcClient,
+    store: Store,
+}
+
+impl InstanceId {
+    /// The id kept in `store` before a restart (if any, and usable); `nc` is asked when resolving.
+    pub(crate) fn load(nc: NcClient, store: Store) -> Result<Self, StoreError> {
+        let known = Known::default();
+        if let Some(id) = store.fact_now(facts::INSTANCE_ID)?
+            && !known.set(&id)
+        {
+            tracing::warn!("the stored instance id is not usable; it is looked up again");
+        }
+        Ok(Self { known: Arc::new(known), nc, store })
+    }
+
+    /// The id as the `X-Waggle-Instance` value, if resolved. Never a network call.
+    pub(crate) fn header(&self) -> Option<HeaderValue> {
+        self.known.header()
+    }
+
+    /// The id as text, if resolved. Never a network call.
+    pub(crate) fn get(&self) -> Option<String> {
+        self.known.get()
+    }
+
+    /// Looks the id up, keeps it in memory and in the store. A changed id (Nextcloud reinstalled
+    /// under the same URL) replaces the stored one, with a warning.
+    pub(crate) async fn resolve(&self) -> Result<String, InstanceError> {
+        let id = self.nc.discover_instance_id().await.map_err(InstanceError::Lookup)?;
+        if let Some(old) = self.known.get()
+            && old != id
+        {
+            tracing::warn!(old = %old, new = %id, "Nextcloud's instance id changed");
+        }
+        if !self.known.set(&id) {
+            return Err(InstanceError::NotAHeader);
+        }
+        self.store.set_fact(facts::INSTANCE_ID, Some(id.clone())).await.map_err(InstanceError::Store)?;
+        Ok(id)
+    }
+
+    /// The id if known, else a lookup now: for work that talks to Nextcloud anyway (reconciliation,
+    /// the tenant-key bootstrap), never for user requests.
+    pub(crate) async fn known_or_resolve(&self) -> Result<String, InstanceError> {
+        match self.known.get() {
+            Some(id) => Ok(id),
+            None => self.resolve().await,
+        }
     }
 }
 
@@ -74,22 +129,22 @@ pub fn is_instance_id(s: &str) -> bool {
 
 /// The resolved id, as the header value every signed request carries.
 #[derive(Debug, Default)]
-pub struct InstanceId(RwLock<Option<HeaderValue>>);
+struct Known(RwLock<Option<HeaderValue>>);
 
-impl InstanceId {
+impl Known {
     /// The id, if resolved.
-    pub fn header(&self) -> Option<HeaderValue> {
+    fn header(&self) -> Option<HeaderValue> {
         self.0.read().expect("instance id lock").clone()
     }
 
     /// The id as text, if resolved.
-    pub fn get(&self) -> Option<String> {
+    fn get(&self) -> Option<String> {
         self.header().and_then(|h| h.to_str().ok().map(str::to_owned))
     }
 
     /// Sets the id (from the store at start, or after a lookup). Refuses values that are not a
     /// visible-ASCII header value.
-    pub fn set(&self, id: &str) -> bool {
+    fn set(&self, id: &str) -> bool {
         match HeaderValue::from_str(id) {
             Ok(v) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()) => {
                 *self.0.write().expect("instance id lock") = Some(v);
@@ -136,7 +191,7 @@ mod tests {
 
     #[test]
     fn only_header_safe_ids_are_kept() {
-        let id = InstanceId::default();
+        let id = Known::default();
         assert_eq!(id.get(), None);
         assert!(!id.set("with space"));
         assert!(!id.set(""));

@@ -21,15 +21,15 @@ use crate::signing::ContentDigest;
 const SPOOL_BUFFER: usize = 256 * 1024;
 
 /// The body type sent upstream.
-pub type UpstreamBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type UpstreamBody = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Size limits for one body.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimits {
+pub(crate) struct BodyLimits {
     /// Keep at most this many bytes in memory.
-    pub memory: u64,
+    pub(crate) memory: u64,
     /// Refuse bodies larger than this.
-    pub cap: u64,
+    pub(crate) cap: u64,
 }
 
 enum Stored {
@@ -38,7 +38,7 @@ enum Stored {
 }
 
 /// A fully read, hashed body.
-pub struct SpooledBody {
+pub(crate) struct SpooledBody {
     stored: Stored,
     len: u64,
     digest: [u8; 32],
@@ -56,27 +56,28 @@ impl std::fmt::Debug for SpooledBody {
 
 impl SpooledBody {
     /// Length in bytes.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
     /// Whether the body is empty.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Whether the body went to disk.
-    pub fn is_spooled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_spooled(&self) -> bool {
         matches!(self.stored, Stored::File(_))
     }
 
     /// SHA-256 of the body.
-    pub fn sha256(&self) -> &[u8; 32] {
+    pub(crate) fn sha256(&self) -> &[u8; 32] {
         &self.digest
     }
 
     /// The RFC 9530 `Content-Digest` value.
-    pub fn content_digest(&self) -> String {
+    pub(crate) fn content_digest(&self) -> String {
         crate::signing::digest::format_sha256(&self.digest)
     }
 
@@ -85,7 +86,7 @@ impl SpooledBody {
     /// A spooled body is read back on a blocking thread that reads ahead (up to two chunks) into
     /// owned buffers handed straight to the stream: no second copy, and disk reads overlap with
     /// socket writes.
-    pub async fn into_upstream(self) -> Result<UpstreamBody, ProxyError> {
+    pub(crate) async fn into_upstream(self) -> Result<UpstreamBody, ProxyError> {
         match self.stored {
             Stored::Memory(bytes) => Ok(http_body_util::Full::new(bytes).map_err(|e| match e {}).boxed()),
             Stored::File(path) => {
@@ -150,7 +151,7 @@ impl<S: futures_util::Stream + Unpin> futures_util::Stream for GuardedStream<S> 
 
 /// Reads `body` completely, hashing as it goes; memory stays bounded by `limits.memory` plus one
 /// frame. `declared` is the request's `Content-Length`, checked against the cap before reading.
-pub async fn spool<B>(
+pub(crate) async fn spool<B>(
     body: B,
     declared: Option<u64>,
     limits: BodyLimits,

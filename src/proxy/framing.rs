@@ -30,20 +30,24 @@ use crate::headers;
 
 /// What the framing step needs: where to spool and how much.
 #[derive(Debug, Clone)]
-pub struct Framing {
+pub(crate) struct Framing {
     /// In-memory threshold and cap.
-    pub limits: BodyLimits,
+    pub(crate) limits: BodyLimits,
     /// Spool directory (under the storage directory).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 /// Whether a request came through AppAPI's PHP proxy (see the module docs).
-pub fn via_php_proxy(headers: &http::HeaderMap) -> bool {
+pub(crate) fn via_php_proxy(headers: &http::HeaderMap) -> bool {
     headers.contains_key(headers::X_ORIGIN_IP)
 }
 
 /// Middleware: gives answers to PHP-proxy requests a `Content-Length`; everything else untouched.
-pub async fn php_proxy_framing(State(framing): State<Framing>, request: Request, next: Next) -> Response {
+pub(crate) async fn php_proxy_framing(
+    State(framing): State<Framing>,
+    request: Request,
+    next: Next,
+) -> Response {
     let buffer = via_php_proxy(request.headers()) && request.method() != Method::HEAD;
     let response = next.run(request).await;
     if !buffer || !needs_length(&response) {
@@ -51,7 +55,7 @@ pub async fn php_proxy_framing(State(framing): State<Framing>, request: Request,
     }
     match frame(response, &framing).await {
         Ok(framed) => framed,
-        Err(e) => ApiError::Proxy(e).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

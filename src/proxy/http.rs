@@ -17,11 +17,11 @@ use super::{ProxyError, is_event_stream, strip_hop_by_hop};
 use crate::config::ProxySettings;
 
 /// HTTP(S) connector with the platform trust store; shared by the HTTP client and the WebSocket bridge.
-pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+pub(crate) type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// The forwarder (cheap to clone: the pool is shared).
 #[derive(Clone)]
-pub struct Forwarder {
+pub(crate) struct Forwarder {
     client: Client<Connector, UpstreamBody>,
     connector: Connector,
     header_timeout: Duration,
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Forwarder {
 
 impl Forwarder {
     /// Builds the pooled client.
-    pub fn new(settings: &ProxySettings) -> anyhow::Result<Self> {
+    pub(crate) fn new(settings: &ProxySettings) -> anyhow::Result<Self> {
         crate::tls::install_provider();
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -61,7 +61,7 @@ impl Forwarder {
 
     /// Sends `request` and returns the upstream response with a streaming, idle-timed body and
     /// hop-by-hop headers removed. SSE responses get `X-Accel-Buffering: no` and `no-transform`.
-    pub async fn forward(&self, request: Request<UpstreamBody>) -> Result<Response<Body>, ProxyError> {
+    pub(crate) async fn forward(&self, request: Request<UpstreamBody>) -> Result<Response<Body>, ProxyError> {
         let response = tokio::time::timeout(self.header_timeout, self.client.request(request))
             .await
             .map_err(|_| ProxyError::Timeout)?
@@ -78,12 +78,7 @@ impl Forwarder {
     }
 
     /// The connector, for upstream connections the pooled client does not make (WebSocket upgrades).
-    pub fn connector(&self) -> Connector {
+    pub(crate) fn connector(&self) -> Connector {
         self.connector.clone()
-    }
-
-    /// The idle timeout applied to streamed bodies.
-    pub fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
     }
 }

@@ -1,17 +1,16 @@
-//! The WebSocket bridge for `/api/*` and `/auth/*` (WebSockets reach the app only through HaRP).
+//! The WebSocket bridge, shared plumbing for any upstream (WebSockets reach the app only through
+//! HaRP). The caller prepares the upstream handshake (URI and headers, signed by its own policy, as
+//! `saas::ws` does for `/api` and `/auth`); this module owns the rest.
 //!
-//! Order per upgrade: Origin check (cross-site WebSocket hijacking) → tenant key and service URL →
-//! handshake headers (internal and hop-by-hop stripped, `Sec-WebSocket-Protocol` kept, `X-Waggle-*`
-//! and the empty-body `Content-Digest` set) → RFC 9421 signature over the `http(s)` form of the
-//! upstream URI (the `ws(s)` form has the same `@authority`, `@path` and `@query`) → connect to the
-//! SaaS within the header timeout. Only when the SaaS has accepted is the client's upgrade answered,
-//! with the subprotocol the SaaS chose; a refusal is an ordinary HTTP error and nothing is upgraded.
+//! Order per upgrade: connect to the upstream within the connect timeout (TCP, TLS for `https`, then
+//! the handshake on the `ws(s)` form of the URI with the prepared headers). Only when the upstream has
+//! accepted is the client's upgrade answered, with the subprotocol the upstream chose; a refusal is
+//! relayed as an ordinary HTTP response (hop-by-hop headers stripped) and nothing is upgraded.
 //!
-//! Then one task (tracked by `state.tasks`) pumps frames both ways: text, binary, ping, pong and
-//! close (code and reason relayed), with the message and frame size capped on both sides by
-//! `ws_max_message_bytes`. A side that has not been sent anything for 15 s gets a ping (HaRP drops
-//! idle tunnels). When either side closes or fails, the other is closed too; when `state.shutdown`
-//! is cancelled both get `1001 going away`.
+//! Then one task (tracked by the shared [`Background`]) pumps frames both ways: text, binary, ping,
+//! pong and close (code and reason relayed), with the message and frame size capped on both sides. A
+//! side that has not been sent anything for 15 s gets a ping (HaRP drops idle tunnels). When either
+//! side closes or fails, the other is closed too; when shutdown begins both get `1001 going away`.
 
 use std::time::Duration;
 
@@ -20,10 +19,9 @@ use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
-use http::header::{self, HeaderMap, HeaderValue};
-use http::request::Parts;
+use http::Uri;
+use http::header::{self, HeaderMap};
 use http::uri::Scheme;
-use http::{Method, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -36,13 +34,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
-use super::{ProxyError, strip_hop_by_hop, strip_internal};
-use crate::auth::AppApiCaller;
-use crate::error::ApiError;
-use crate::headers;
-use crate::saas;
-use crate::signing::EMPTY_BODY_DIGEST;
-use crate::state::AppState;
+use super::{ProxyError, strip_hop_by_hop};
+use crate::shutdown::Background;
 
 /// A side that has been sent nothing for this long gets a ping (HaRP ≤ 0.4.3 cut idle tunnels
 /// at 30 s; appapi.md §7.4 asks for 15–20 s).
@@ -58,7 +51,7 @@ const GOING_AWAY: u16 = 1001;
 const PROTOCOL_ERROR: u16 = 1002;
 /// 1007: a text message was not UTF-8.
 const INVALID_PAYLOAD: u16 = 1007;
-/// 1009: a message or frame over `ws_max_message_bytes`.
+/// 1009: a message or frame over the size limit.
 const TOO_BIG: u16 = 1009;
 /// 1011: the upstream failed (1014 "bad gateway" is refused as invalid by some browsers).
 const UPSTREAM_FAILED: u16 = 1011;
@@ -66,56 +59,54 @@ const UPSTREAM_FAILED: u16 = 1011;
 type UpstreamIo = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
 type UpstreamSocket = WebSocketStream<UpstreamIo>;
 
-/// Answers a WebSocket upgrade on `/api/*` or `/auth/*` by first opening a signed WebSocket to the
-/// SaaS, then upgrading the client and bridging the two. `forwarded` carries the `X-Forwarded-*`
-/// headers the HTTP policy would set (see `SaasProxy::forwarded_headers`).
-pub async fn bridge(
-    state: &AppState,
-    caller: &AppApiCaller,
+/// The upstream handshake the caller prepared: the `http(s)` form of the URI (the `ws(s)` form has
+/// the same `@authority`, `@path` and `@query`, so a signature over one holds for the other) and the
+/// headers to send, already filtered and signed.
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    /// Upstream URI (`http` or `https`).
+    pub(crate) uri: Uri,
+    /// Headers added to the handshake request.
+    pub(crate) headers: HeaderMap,
+}
+
+/// Limits for one bridge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Largest message and frame, both directions.
+    pub(crate) max_message: usize,
+    /// How long connecting and the upstream handshake may take.
+    pub(crate) connect_timeout: Duration,
+}
+
+/// Answers a WebSocket upgrade by first opening `handshake` upstream, then upgrading the client and
+/// bridging the two in a task under `background`, in `span`. A refusal by the upstream comes back as
+/// its HTTP response (the caller applies its response policy to it).
+pub(crate) async fn bridge(
     upgrade: WebSocketUpgrade,
-    parts: &Parts,
-    forwarded: HeaderMap,
-) -> Result<Response, ApiError> {
-    // A handshake is a GET, but browsers send it cross-site with cookies and no CORS check, and it
-    // opens a channel that can change state: check it like a write (cross-site WebSocket hijacking).
-    saas::csrf_check(&Method::POST, &parts.headers, &state.settings.nextcloud.public_url)?;
-    let key = state.keys.signing_key().ok_or(ApiError::NotReady("tenant_key_missing"))?;
-    let uri = state.saas.upstream_uri(parts.uri.path(), parts.uri.query())?;
-    let instance = state.saas.instance_id(&state.nc)?;
-    let request_id = parts.headers.get(headers::X_REQUEST_ID).cloned();
+    handshake: Handshake,
+    connector: Connector,
+    limits: Limits,
+    background: &Background,
+    span: tracing::Span,
+) -> Result<Response, ProxyError> {
+    let connecting = connect(connector, &handshake.uri, handshake.headers, limits.max_message);
+    let (upstream, accepted) = match tokio::time::timeout(limits.connect_timeout, connecting).await {
+        Err(_) => return Err(ProxyError::Timeout),
+        Ok(Err(Refusal::Status(response))) => return Ok(relay_refusal(*response)),
+        Ok(Err(Refusal::Failed(e))) => return Err(ProxyError::Unreachable(e)),
+        Ok(Ok(connected)) => connected,
+    };
 
-    let mut out = handshake_headers(&parts.headers, forwarded, &caller.user, &instance)?;
-    if let Some(id) = &request_id {
-        out.insert(headers::X_REQUEST_ID, id.clone());
-    }
-    saas::sign(&key, &Method::GET, &uri, &mut out)?;
-
-    let max = state.settings.proxy.ws_max_message_bytes;
-    let connecting = connect(state.forwarder.connector(), &uri, out, max);
-    let (upstream, accepted) =
-        match tokio::time::timeout(state.settings.proxy.header_timeout, connecting).await {
-            Err(_) => return Err(ProxyError::Timeout.into()),
-            Ok(Err(Refusal::Status(response))) => return Ok(relay_refusal(*response)),
-            Ok(Err(Refusal::Failed(e))) => return Err(ProxyError::Unreachable(e).into()),
-            Ok(Ok(connected)) => connected,
-        };
-
-    let mut upgrade = upgrade.max_message_size(max).max_frame_size(max);
+    let mut upgrade = upgrade.max_message_size(limits.max_message).max_frame_size(limits.max_message);
     if let Some(protocol) =
         accepted.headers().get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok())
     {
         upgrade = upgrade.protocols([protocol.to_owned()]);
     }
-    let span = tracing::info_span!(
-        parent: None,
-        "websocket",
-        request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or(""),
-        nc.user = %caller.user,
-        http.path = parts.uri.path(),
-    );
-    let shutdown = state.shutdown.clone();
+    let shutdown = background.token();
     // Counts as a task from now until the pump ends, so shutdown waits for the close frames.
-    let tracked = state.tasks.token();
+    let tracked = background.track();
     let failed_span = span.clone();
     Ok(upgrade
         .on_failed_upgrade(move |e| {
@@ -129,38 +120,6 @@ pub async fn bridge(
             }
             .instrument(span)
         }))
-}
-
-/// The handshake headers sent upstream, before signing.
-fn handshake_headers(
-    inbound: &HeaderMap,
-    forwarded: HeaderMap,
-    user: &str,
-    instance: &str,
-) -> Result<HeaderMap, ApiError> {
-    let mut out = inbound.clone();
-    strip_internal(&mut out);
-    strip_hop_by_hop(&mut out);
-    // tungstenite writes its own key, version, `Upgrade` and `Connection`; extensions are not
-    // bridged (neither side of the bridge negotiates compression); there is no body.
-    for name in [
-        header::SEC_WEBSOCKET_KEY,
-        header::SEC_WEBSOCKET_VERSION,
-        header::SEC_WEBSOCKET_EXTENSIONS,
-        header::SEC_WEBSOCKET_ACCEPT,
-        header::CONTENT_LENGTH,
-        header::CONTENT_TYPE,
-    ] {
-        out.remove(name);
-    }
-    let value = |s: &str| {
-        HeaderValue::from_str(s).map_err(|_| ApiError::BadRequest("a header value is not valid".to_owned()))
-    };
-    out.insert(headers::CONTENT_DIGEST, HeaderValue::from_static(EMPTY_BODY_DIGEST));
-    out.insert(headers::X_WAGGLE_USER, value(user)?);
-    out.insert(headers::X_WAGGLE_INSTANCE, value(instance)?);
-    out.extend(forwarded);
-    Ok(out)
 }
 
 /// Why the upstream handshake did not succeed.
@@ -198,13 +157,12 @@ fn ws_form(uri: &Uri) -> Result<Uri, Refusal> {
     Uri::from_parts(parts).map_err(|e| Refusal::Failed(Box::new(e)))
 }
 
-/// The SaaS refused the handshake: its status (and body, when it arrived whole) goes to the client,
-/// cleaned like any proxied response.
+/// The upstream refused the handshake: its status (and body, when it arrived whole) goes to the
+/// client, hop-by-hop headers stripped.
 fn relay_refusal(response: HandshakeResponse) -> Response {
     let (mut parts, body) = response.into_parts();
-    tracing::debug!(status = parts.status.as_u16(), "the SaaS refused the WebSocket handshake");
+    tracing::debug!(status = parts.status.as_u16(), "the upstream refused the WebSocket handshake");
     strip_hop_by_hop(&mut parts.headers);
-    saas::clean_response(&mut parts.headers);
     let body = body.unwrap_or_default();
     let declared = parts
         .headers
@@ -505,44 +463,6 @@ mod tests {
         assert_eq!(ws_form(&uri).ok().unwrap().to_string(), "wss://saas.example.com/base/api/ws?x=1");
         let uri: Uri = "http://127.0.0.1:8080/api/ws".parse().unwrap();
         assert_eq!(ws_form(&uri).ok().unwrap().to_string(), "ws://127.0.0.1:8080/api/ws");
-    }
-
-    #[test]
-    fn handshake_headers_keep_the_subprotocol_and_drop_secrets_and_handshake_fields() {
-        let mut inbound = HeaderMap::new();
-        for (k, v) in [
-            ("authorization-app-api", "c2VjcmV0"),
-            ("ex-app-id", "waggle"),
-            ("cookie", "nc_session_id=1"),
-            ("authorization", "Bearer x"),
-            ("connection", "Upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("sec-websocket-version", "13"),
-            ("sec-websocket-extensions", "permessage-deflate"),
-            ("sec-websocket-protocol", "chat, superchat"),
-            ("host", "cloud.example.com"),
-            ("x-waggle-user", "mallory"),
-            ("accept-language", "de"),
-        ] {
-            inbound.append(http::HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
-        let out = handshake_headers(&inbound, HeaderMap::new(), "alice", "ocabc").unwrap();
-        let mut names: Vec<&str> = out.keys().map(http::HeaderName::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "accept-language",
-                "content-digest",
-                "sec-websocket-protocol",
-                "x-waggle-instance",
-                "x-waggle-user"
-            ]
-        );
-        assert_eq!(out["x-waggle-user"], "alice");
-        assert_eq!(out["content-digest"], EMPTY_BODY_DIGEST);
-        assert_eq!(out["sec-websocket-protocol"], "chat, superchat");
     }
 
     #[test]

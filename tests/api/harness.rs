@@ -163,7 +163,7 @@ impl Builder {
             // A fresh install learns the instance id at start (from the fake's login page), as a real
             // one does; requests to /api need it.
             wait_until("the start-up task resolves the instance id", Duration::from_secs(5), async || {
-                state.nc.instance().get().is_some()
+                state.instance_id().is_some()
             })
             .await;
         }
@@ -208,54 +208,53 @@ impl TestApp {
 
     /// A counter's value.
     pub(crate) fn metric(&self, name: &str) -> u64 {
-        self.state.metrics.get(name)
+        self.state.metric(name)
     }
 
     /// Names of the counters that were touched.
     pub(crate) fn metric_names(&self) -> Vec<String> {
-        self.state.metrics.snapshot().into_keys().collect()
+        self.state.metric_names()
     }
 
     /// Nextcloud's instance id as Waggle resolved it (None before).
     pub(crate) fn instance_id(&self) -> Option<String> {
-        self.state.nc.instance().get()
+        self.state.instance_id()
     }
 
     /// Whether Nextcloud last enabled the app.
     pub(crate) fn is_enabled(&self) -> bool {
-        self.state.lifecycle.is_enabled()
+        self.state.is_enabled()
     }
 
     /// The tenant key state as the admin status shows it.
     pub(crate) fn key_status(&self) -> Value {
-        serde_json::to_value(self.state.keys.status()).unwrap()
+        serde_json::to_value(self.state.key_status()).unwrap()
     }
 
     /// Whether `key_id` still verifies `/nc` requests.
     pub(crate) fn key_verifies(&self, key_id: &str) -> bool {
-        self.state.keys.verification_key(key_id).is_some()
+        self.state.key_verifies(key_id)
     }
 
     /// Events waiting in the outbox.
     pub(crate) async fn queue_depth(&self) -> u64 {
-        self.state.outbox.stats(0).await.unwrap().depth
+        self.state.queue_stats(0).await.unwrap().depth
     }
 
     /// Dead-lettered events.
     pub(crate) async fn dead_letters(&self) -> u64 {
-        self.state.outbox.stats(0).await.unwrap().dead_letters
+        self.state.queue_stats(0).await.unwrap().dead_letters
     }
 
-    /// Commits `events` to the outbox (as reconciliation would) and wakes the delivery worker.
+    /// Commits `events` to the outbox (as reconciliation would); the commit wakes the delivery worker.
     pub(crate) async fn enqueue(&self, events: Vec<waggle::events::Event>) {
         let now_ms = i64::try_from(now() * 1000).unwrap();
-        self.state.outbox.enqueue(events, now_ms).await.unwrap();
-        self.state.events_wakeup.wake();
+        self.state.enqueue(events, now_ms).await.unwrap();
     }
 
     /// The newest audit rows (newest first), optionally for one user.
     pub(crate) async fn audit(&self, user: Option<&str>) -> Vec<waggle::store::AuditRecord> {
-        self.state.store.audit_recent(user.map(str::to_owned), 50).await.unwrap()
+        self.state.audit_recent(user.map(str::to_owned), 50).await.unwrap()
     }
 }
 

@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 
-use super::target::{Target, TargetError, TargetPolicy};
 use crate::config::CallbackSettings;
+use crate::error::ApiError;
+use crate::nextcloud::target::{Target, TargetError, TargetPolicy};
 
 /// Verbs that pass in read-only mode.
 const READ_VERBS: [&str; 5] = ["GET", "HEAD", "PROPFIND", "REPORT", "SEARCH"];
 
 /// Why the policy refused a verified call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
+pub(crate) enum PolicyError {
     /// Target outside the allow-list or the caller's scope.
     #[error(transparent)]
     Target(#[from] TargetError),
@@ -30,7 +31,7 @@ pub enum PolicyError {
 
 impl PolicyError {
     /// Stable code.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Target(t) => t.code(),
             Self::ReadOnly => "read_only",
@@ -39,9 +40,22 @@ impl PolicyError {
     }
 }
 
+impl From<PolicyError> for ApiError {
+    /// 403 with the policy code; the destructive-verb limit is 429.
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::DestructiveRate => ApiError::RateLimited { code: e.code(), retry_after: None },
+            _ => ApiError::Forbidden {
+                code: e.code(),
+                message: "the call is not allowed by Waggle's policy".to_owned(),
+            },
+        }
+    }
+}
+
 /// The policy, built once from settings.
 #[derive(Debug)]
-pub struct CallbackPolicy {
+pub(crate) struct CallbackPolicy {
     targets: TargetPolicy,
     read_only: bool,
     per_minute: u32,
@@ -51,7 +65,7 @@ pub struct CallbackPolicy {
 
 impl CallbackPolicy {
     /// From the configuration.
-    pub fn new(settings: &CallbackSettings) -> Self {
+    pub(crate) fn new(settings: &CallbackSettings) -> Self {
         Self {
             targets: TargetPolicy {
                 apps: settings.apps.clone(),
@@ -67,12 +81,12 @@ impl CallbackPolicy {
     }
 
     /// The target rules alone (also used for `Destination`).
-    pub fn check_target(&self, target: &Target, user: &str) -> Result<(), PolicyError> {
+    pub(crate) fn check_target(&self, target: &Target, user: &str) -> Result<(), PolicyError> {
         Ok(self.targets.check(target, user)?)
     }
 
     /// Checks one verified call.
-    pub fn check(&self, method: &Method, target: &Target, user: &str) -> Result<(), PolicyError> {
+    pub(crate) fn check(&self, method: &Method, target: &Target, user: &str) -> Result<(), PolicyError> {
         self.check_target(target, user)?;
         if self.read_only && !READ_VERBS.contains(&method.as_str()) {
             return Err(PolicyError::ReadOnly);
