@@ -85,8 +85,10 @@ pub async fn run() -> ExitCode {
             .unwrap_or_else(|e| Err(anyhow::anyhow!("the probe failed: {e}")))
     } else {
         telemetry::init(settings.log_format);
+        // Before binding: once the port accepts, a SIGTERM must already mean "drain", not "die".
+        let stop = shutdown::signal();
         match App::build(settings).await {
-            Ok(app) => app.run_until_stopped(shutdown::signal()).await,
+            Ok(app) => app.run_until_stopped(stop).await,
             Err(e) => Err(e),
         }
     };

@@ -148,6 +148,32 @@ fn a_host_name_in_app_host_is_served_and_probed() {
     child.wait().unwrap();
 }
 
+/// The signal handlers are in place before the port is bound: a SIGTERM the moment the port accepts
+/// (before the server has served anything) still ends in a graceful exit 0, never in a kill by the
+/// signal's default action. Docker and AppAPI may stop a container that has only just started.
+#[test]
+fn a_sigterm_right_after_the_port_opens_still_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = valid_env(dir.path().to_str().unwrap());
+    for _ in 0..5 {
+        let port = free_port().to_string();
+        let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vars.push(("APP_PORT", &port));
+        let mut child = waggle(&vars, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        wait_until_blocking("the port accepts", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok()
+        });
+        let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(kill.success());
+        let mut status = None;
+        wait_until_blocking("the process exits after SIGTERM", Duration::from_secs(15), || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        assert_eq!(status.unwrap().code(), Some(0), "drained and exited 0, not killed by the signal");
+    }
+}
+
 #[test]
 fn sigterm_stops_the_server_gracefully_with_json_logs_and_no_secrets() {
     let logs = serve_then_sigterm(None);

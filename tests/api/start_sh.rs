@@ -453,9 +453,13 @@ fn the_real_waggle_serves_the_socket_that_frpc_is_pointed_at() {
         rig.read("frpc.terminated").trim() == frpc_pid.to_string()
     });
     let status = wait_exit(&mut child, Duration::from_secs(15));
-    assert_eq!(status.code(), Some(0), "graceful exit, straight from SIGTERM (waggle kept the pid)");
-    assert!(!rig.path("exapp.sock").exists(), "the socket is removed at shutdown");
     let output = rig.read("out.log");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "graceful exit, straight from SIGTERM (waggle kept the pid): {output}"
+    );
+    assert!(!rig.path("exapp.sock").exists(), "the socket is removed at shutdown");
     assert!(output.contains("listening on the HaRP unix socket"), "{output}");
     assert_no_secret(&output);
     assert!(!output.contains(SECRET), "{output}");
