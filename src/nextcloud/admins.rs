@@ -20,17 +20,17 @@ pub(crate) const MAX_PROBES: usize = 1000;
 
 /// A user's own record, as `cloud/user` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Account {
+pub struct Account {
     /// User id.
-    pub(crate) uid: String,
+    pub uid: String,
     /// Display name.
-    pub(crate) display_name: String,
+    pub display_name: String,
     /// E-mail, if set.
-    pub(crate) email: Option<String>,
+    pub email: Option<String>,
     /// Whether the account is enabled.
-    pub(crate) enabled: bool,
+    pub enabled: bool,
     /// Whether the user is a member of `admin`.
-    pub(crate) admin: bool,
+    pub admin: bool,
 }
 
 /// Why no administrator could be found.
@@ -48,8 +48,8 @@ pub enum AdminError {
 }
 
 /// Parses the `data` of `cloud/user` (`id`, `displayname`, `email`, `enabled`, `groups`). Pure; fuzzed
-/// through the OCS directory target.
-pub(crate) fn parse_account(data: &Value) -> Result<Account, NcError> {
+/// (`nc_identity`).
+pub fn parse_account(data: &Value) -> Result<Account, NcError> {
     let uid = data
         .get("id")
         .and_then(Value::as_str)
@@ -75,8 +75,8 @@ pub(crate) fn parse_account(data: &Value) -> Result<Account, NcError> {
     })
 }
 
-/// Parses AppAPI's user list (`data` is an array of uids). Pure.
-pub(crate) fn parse_user_ids(data: &Value) -> Result<Vec<String>, NcError> {
+/// Parses AppAPI's user list (`data` is an array of uids). Pure; fuzzed (`nc_identity`).
+pub fn parse_user_ids(data: &Value) -> Result<Vec<String>, NcError> {
     let list =
         data.as_array().ok_or_else(|| NcError::Decode("AppAPI's user list is not a list".to_owned()))?;
     Ok(list
@@ -89,7 +89,7 @@ pub(crate) fn parse_user_ids(data: &Value) -> Result<Vec<String>, NcError> {
 
 /// The order candidates are tried in: `hint` (the admin found last time), `admin`, then the rest
 /// sorted; only uids Nextcloud listed; no repeats. Pure.
-pub(crate) fn candidates(mut uids: Vec<String>, hint: Option<&str>) -> Vec<String> {
+pub fn candidates(mut uids: Vec<String>, hint: Option<&str>) -> Vec<String> {
     uids.sort();
     uids.dedup();
     let mut first = vec![];

@@ -101,7 +101,7 @@ impl InstanceId {
 /// The session-cookie name that is Nextcloud's instance id, from a response's `Set-Cookie` lines:
 /// `oc` followed by 1–62 lowercase ASCII letters or digits (so `oc_sessionPassphrase`,
 /// `nc_session_id` and the `__Host-`/`nc_sameSite…` cookies never match). `None` when there is no
-/// such cookie, or two different ones. Pure; fuzzed.
+/// such cookie, or two different ones. Pure; fuzzed (`nc_identity`).
 pub fn from_set_cookies(headers: &HeaderMap) -> Option<String> {
     let mut found: Option<&str> = None;
     for value in headers.get_all(SET_COOKIE) {

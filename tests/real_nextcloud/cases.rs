@@ -302,6 +302,20 @@ async fn nc_through_the_public_proxy_route(w: &mut World) -> anyhow::Result<()> 
         "DELETE left the file"
     );
 
+    // A system call (no user) reaches the capabilities; the provisioning API is not on its list
+    // (Nextcloud 31 would refuse it anyway, 401/997) and is refused before Nextcloud.
+    let r = w.nc_call("GET", "/ocs/v2.php/cloud/capabilities?format=json", "", b"", None, &[]).await?;
+    ensure!(r.status() == 200, "system call to the capabilities answered {}", r.status());
+    let v: Value = r.json().await?;
+    ensure!(v["ocs"]["data"]["capabilities"]["app_api"]["version"] == "5.0.2", "capabilities {v}");
+    let caps = &v["ocs"]["data"]["capabilities"];
+    ensure!(
+        caps["theming"]["instanceid"].is_null() && caps["core"]["instanceid"].is_null(),
+        "the capabilities now carry an instance id; update the fake Nextcloud: {caps}"
+    );
+    let r = w.nc_call("GET", "/ocs/v2.php/cloud/users?format=json", "", b"", None, &[]).await?;
+    ensure!(r.status() == 403, "system call to cloud/users answered {}", r.status());
+
     // Negatives: another user's tree, and a signature that does not match what is sent.
     let r =
         w.nc_call("PROPFIND", "/remote.php/dav/files/bob/", "alice", b"", None, &[("depth", "0")]).await?;
