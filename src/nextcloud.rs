@@ -295,6 +295,17 @@ impl NcClient {
     }
 }
 
+/// A boolean as Nextcloud's OCS answers spell it (`true`, `"1"`, `"true"`, `1`); absent counts as
+/// true (an account is enabled unless it says otherwise).
+pub(crate) fn ocs_bool(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "1" || s == "true",
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => true,
+    }
+}
+
 /// Percent-encodes one path segment (everything but RFC 3986 unreserved characters).
 pub(crate) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -117,12 +117,7 @@ pub fn parse_user_details(data: &Value) -> Result<Vec<UserRecord>, DirectoryErro
             continue;
         }
         let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
-        let enabled = match obj.get("enabled") {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => s == "1" || s == "true",
-            Some(Value::Number(n)) => n.as_i64() == Some(1),
-            _ => true,
-        };
+        let enabled = crate::nextcloud::ocs_bool(obj.get("enabled"));
         let groups = obj
             .get("groups")
             .and_then(Value::as_array)

@@ -249,4 +249,92 @@ mod tests {
         }
         assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
     }
+
+    /// A webhook on loopback answering `statuses` in order (then 204), and the events it received.
+    async fn webhook(statuses: Vec<u16>) -> (url::Url, Arc<std::sync::Mutex<Vec<String>>>) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let script = Arc::new(std::sync::Mutex::new(statuses.into_iter()));
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: http::HeaderMap| {
+            let (log, script) = (log.clone(), script.clone());
+            async move {
+                let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                log.lock().unwrap().push(id);
+                let status = script.lock().unwrap().next().unwrap_or(204);
+                http::StatusCode::from_u16(status).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap()).parse().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, seen)
+    }
+
+    /// A deliverer over a temporary store, delivering to `service` (signing with a tenant key
+    /// unless `with_key` is false).
+    fn deliverer(dir: &std::path::Path, service: &url::Url, with_key: bool) -> (Arc<Deliverer>, Outbox) {
+        let key = if with_key { "tenant-key-0123456789abcdef" } else { "" };
+        let key_id = if with_key { "k1" } else { "" };
+        let vars: std::collections::HashMap<String, String> = [
+            ("APP_SECRET", "s"),
+            ("NEXTCLOUD_URL", "http://127.0.0.1:9/"),
+            ("APP_PERSISTENT_STORAGE", dir.to_str().unwrap()),
+            ("WAGGLE_SERVICE_URL", service.as_str()),
+            ("WAGGLE_TENANT_KEY", key),
+            ("WAGGLE_TENANT_KEY_ID", key_id),
+            ("WAGGLE_EVENTS__SCHEDULE_MS", "0,0"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let settings = crate::config::Settings::load_from(&vars).unwrap();
+        let store = crate::store::Store::open(dir).unwrap();
+        let nc = crate::nextcloud::NcClient::new(&settings.app, &settings.nextcloud).unwrap();
+        let instance = crate::nextcloud::InstanceId::load(nc, store.clone()).unwrap();
+        let keys = Arc::new(Keyring::load(&settings));
+        let saas =
+            SaasClient::new(&settings, keys.clone(), Arc::new(crate::signing::Rfc9421), instance).unwrap();
+        let outbox = Outbox::new(store).unwrap();
+        let d = Deliverer::new(outbox.clone(), saas, keys, Arc::default(), settings.events);
+        (Arc::new(d), outbox)
+    }
+
+    fn user_event(n: u32) -> crate::events::Event {
+        crate::events::event(
+            "oc",
+            crate::events::EventType::UserUpdated,
+            "user:a",
+            &n.to_string(),
+            &serde_json::json!({"n": n}),
+            1,
+        )
+    }
+
+    #[tokio::test]
+    async fn steps_driven_one_by_one_pause_on_410_and_deliver_after_a_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, seen) = webhook(vec![410]).await;
+        let (d, outbox) = deliverer(dir.path(), &url, true);
+        assert!(matches!(d.step().await.unwrap(), Step::Idle(_)), "nothing due yet");
+        outbox.enqueue(vec![user_event(1)], now_ms()).await.unwrap();
+        assert_eq!(d.step().await.unwrap(), Step::Attempted(1));
+        assert_eq!(d.step().await.unwrap(), Step::Paused, "the 410 paused delivery");
+        assert_eq!(seen.lock().unwrap().len(), 1, "nothing is sent while paused");
+        outbox.set_flag(PAUSED, None).await.unwrap();
+        assert_eq!(d.step().await.unwrap(), Step::Attempted(1));
+        assert_eq!(outbox.stats(now_ms()).await.unwrap().depth, 0, "acknowledged after the 204");
+        let ids = seen.lock().unwrap().clone();
+        assert_eq!(ids, [user_event(1).id, user_event(1).id], "the same event, the same id");
+    }
+
+    #[tokio::test]
+    async fn without_a_tenant_key_events_wait_in_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, seen) = webhook(vec![]).await;
+        let (d, outbox) = deliverer(dir.path(), &url, false);
+        outbox.enqueue(vec![user_event(1)], now_ms()).await.unwrap();
+        assert_eq!(d.step().await.unwrap(), Step::NoKey);
+        assert!(seen.lock().unwrap().is_empty());
+        assert_eq!(outbox.stats(now_ms()).await.unwrap().depth, 1);
+    }
 }

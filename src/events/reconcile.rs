@@ -80,6 +80,13 @@ impl From<ReconcileError> for ApiError {
     }
 }
 
+/// The two directory listings a run pages through.
+#[derive(Debug, Clone, Copy)]
+enum Listing {
+    Groups,
+    Users,
+}
+
 /// Reconciliation's parts, built once.
 #[derive(Debug)]
 pub(crate) struct Reconciler {
@@ -135,38 +142,11 @@ impl Reconciler {
             source: if initial { "initial" } else { "reconcile" },
             at: u64::try_from(now_ms() / 1000).unwrap_or(0),
         };
-        let mut events = 0u64;
-
-        // 1. Groups.
-        let mut groups_seen = 0u64;
-        let mut offset = 0;
-        loop {
-            let page = self.directory.groups(&admin, offset).await?;
-            let n = page.len();
-            groups_seen += n as u64;
-            events += self.snapshot.apply_groups(run, stamp.clone(), page).await?;
-            if n < PAGE {
-                break;
-            }
-            offset += n;
-        }
-
-        // 2. Users, page by page.
-        let mut users_seen = 0u64;
-        let mut offset = 0;
-        loop {
-            let page = self.directory.users(&admin, offset).await?;
-            let n = page.len();
-            users_seen += n as u64;
-            events += self.snapshot.apply_users(run, stamp.clone(), page).await?;
-            if n < PAGE {
-                break;
-            }
-            offset += n;
-        }
-
+        // 1. Groups (so `group.created` precedes memberships), 2. users, page by page.
+        let (groups_seen, group_events) = self.paged(Listing::Groups, &admin, run, &stamp).await?;
+        let (users_seen, user_events) = self.paged(Listing::Users, &admin, run, &stamp).await?;
         // 3. What was not seen: memberships, users, then groups.
-        events += self.snapshot.remove_unseen(run, stamp).await?;
+        let events = group_events + user_events + self.snapshot.remove_unseen(run, stamp).await?;
 
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let finished_ms = now_ms();
@@ -193,6 +173,39 @@ impl Reconciler {
         );
         *self.last.lock().expect("reconcile report lock") = Some(report.clone());
         Ok(report)
+    }
+
+    /// Pages through `listing` from offset 0 until a short page, applying each page as it arrives (so
+    /// memory holds one page); returns how many entries were seen and how many events they made.
+    async fn paged(
+        &self,
+        listing: Listing,
+        admin: &str,
+        run: i64,
+        stamp: &Stamp,
+    ) -> Result<(u64, u64), ReconcileError> {
+        let (mut seen, mut events, mut offset) = (0u64, 0u64, 0);
+        loop {
+            let n = match listing {
+                Listing::Groups => {
+                    let page = self.directory.groups(admin, offset).await?;
+                    let n = page.len();
+                    events += self.snapshot.apply_groups(run, stamp.clone(), page).await?;
+                    n
+                }
+                Listing::Users => {
+                    let page = self.directory.users(admin, offset).await?;
+                    let n = page.len();
+                    events += self.snapshot.apply_users(run, stamp.clone(), page).await?;
+                    n
+                }
+            };
+            seen += n as u64;
+            if n < PAGE {
+                return Ok((seen, events));
+            }
+            offset += n;
+        }
     }
 
     /// Reconciles one user (the webhook fast path). Falls back to a full run when the user is gone

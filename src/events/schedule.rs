@@ -27,7 +27,12 @@ pub(crate) async fn run(
             () = tokio::time::sleep(interval) => {}
             () = background.cancelled() => break,
         }
-        if !status.is_enabled() || keys.signing_key().is_none() {
+        if !status.is_enabled() {
+            // Counted, so an admin (and a test) can see the schedule is alive but held back.
+            metrics.incr("reconcile_skipped_disabled");
+            continue;
+        }
+        if keys.signing_key().is_none() {
             continue;
         }
         if let Err(e) = reconciler.reconcile().await {

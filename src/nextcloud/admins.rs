@@ -56,12 +56,7 @@ pub fn parse_account(data: &Value) -> Result<Account, NcError> {
         .filter(|u| !u.is_empty())
         .ok_or_else(|| NcError::Decode("the user record has no id".to_owned()))?;
     let text = |k: &str| data.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
-    let enabled = match data.get("enabled") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => s == "1" || s == "true",
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        _ => true,
-    };
+    let enabled = super::ocs_bool(data.get("enabled"));
     let admin = data
         .get("groups")
         .and_then(Value::as_array)

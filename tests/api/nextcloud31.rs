@@ -14,7 +14,7 @@ use crate::fakes::nextcloud::{
 };
 use crate::fakes::saas::{echo as saas, events_sink};
 use crate::fakes::{Fake, Recorded, ocs_ok};
-use crate::harness::{TENANT_KEY, TENANT_KEY_ID, TestApp, closed_url};
+use crate::harness::{TENANT_KEY, TENANT_KEY_ID, TestApp, closed_url, wait_until};
 
 /// A directory whose administrator is `admin` (its uid), served over OCS to that administrator only,
 /// with AppAPI's user list and own records to find it by.
@@ -174,16 +174,20 @@ async fn the_sync_schedule_follows_the_enabled_state_across_restarts() {
     nc.wait_for(Duration::from_secs(5), |_| runs(&nc) >= 1).await;
 
     assert_eq!(enabled("0").await.unwrap().status(), 200);
-    // Let a run that was already under way finish, then prove an absence over 2.5 intervals.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The schedule counts every interval it skips. Once it skipped one, a run that was already
+    // under way has finished (ticks are sequential); then prove an absence over two more intervals.
+    let skipped = |app: &TestApp| app.metric("reconcile_skipped_disabled");
+    let base = skipped(&app);
+    wait_until("an interval is skipped", Duration::from_secs(5), async || skipped(&app) > base).await;
     let before = runs(&nc);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let ticks = skipped(&app);
+    wait_until("two more intervals pass", Duration::from_secs(5), async || skipped(&app) >= ticks + 2).await;
     assert_eq!(runs(&nc), before, "no reconciliation while disabled");
     app.stop().await.unwrap();
 
     // Nextcloud does not call /enabled again when Waggle restarts: the stored state holds.
     let app = spawn().await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    wait_until("two intervals pass", Duration::from_secs(5), async || skipped(&app) >= 2).await;
     assert_eq!(runs(&nc), before, "still disabled after a restart");
     let r = app.request(Method::PUT, "/enabled?enabled=1", "").send().await.unwrap();
     assert_eq!(r.status(), 200);
