@@ -83,7 +83,7 @@ pub mod env {
     pub const CB_MAX_FUTURE_SECS: &str = "WAGGLE_CALLBACK__MAX_FUTURE_SECS";
     /// `/nc`: body cap, bytes.
     pub const CB_BODY_CAP_BYTES: &str = "WAGGLE_CALLBACK__BODY_CAP_BYTES";
-    /// `/nc`: replay cache capacity.
+    /// `/nc` and key announcements: replay store capacity.
     pub const CB_REPLAY_CAPACITY: &str = "WAGGLE_CALLBACK__REPLAY_CAPACITY";
     /// `/nc`: failure burst.
     pub const CB_FAILURE_BURST: &str = "WAGGLE_CALLBACK__FAILURE_BURST";
@@ -245,7 +245,7 @@ pub struct CallbackSettings {
     pub max_future_secs: u64,
     /// Largest request body (413 beyond).
     pub body_cap_bytes: u64,
-    /// Live entries the replay cache may hold.
+    /// Live spent signatures the replay store may hold.
     pub replay_capacity: usize,
     /// Failed verifications allowed in a burst before answering 429.
     pub failure_burst: u32,

@@ -114,7 +114,7 @@ pub enum ApiError {
     /// A feature is not ready, e.g. no tenant key yet (503).
     #[error("not ready: {0}")]
     NotReady(&'static str),
-    /// A local resource is unavailable for now: the store, the replay cache, shutdown (503).
+    /// A local resource is unavailable for now: the store, the replay store, shutdown (503).
     #[error("unavailable ({code})")]
     Unavailable {
         /// Stable code.

@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::nextcloud::admins::Admins;
 use crate::nextcloud::{InstanceId, NcClient};
 use crate::proxy::http::Forwarder;
+use crate::replay::{Boot, ReplayStore};
 use crate::saas::SaasClient;
 use crate::saas::proxy::SaasProxy;
 use crate::shutdown::Background;
@@ -53,6 +54,7 @@ struct Inner {
     outbox: Outbox,
     reconciler: Arc<Reconciler>,
     verifier: Arc<SignatureVerifier>,
+    replay: Arc<ReplayStore>,
     status: Arc<Status>,
     init: Arc<Init>,
     hooks: Arc<Hooks>,
@@ -106,7 +108,17 @@ impl AppState {
         let s = &settings;
         let background = Background::default();
         let metrics = Arc::new(Metrics::default());
+        // Whether Waggle ran on this storage before (read before the store creates its file).
+        let storage_was_used = Store::exists(&s.app.storage_dir);
         let store = Store::open(&s.app.storage_dir)?;
+        // Spent signatures, shared by every signed route and wire profile.
+        let replay = Arc::new(ReplayStore::open(
+            &s.app.storage_dir.join("replay"),
+            s.callback.replay_capacity,
+            &Boot::current(),
+            storage_was_used,
+            unix_now(),
+        )?);
         let (audit, audit_writer) = crate::audit::channel(store.clone(), metrics.clone());
         let profile: Arc<dyn WireProfile> = Arc::new(Rfc9421);
 
@@ -175,8 +187,13 @@ impl AppState {
             audit,
             metrics: metrics.clone(),
         });
-        let verifier =
-            Arc::new(SignatureVerifier::new(&s.callback, unix_now(), keys.clone(), profile, metrics.clone()));
+        let verifier = Arc::new(SignatureVerifier::new(
+            &s.callback,
+            replay.clone(),
+            keys.clone(),
+            profile,
+            metrics.clone(),
+        ));
 
         let workers = Workers {
             audit: audit_writer,
@@ -200,6 +217,7 @@ impl AppState {
             outbox,
             reconciler,
             verifier,
+            replay,
             status,
             init,
             hooks,
@@ -301,6 +319,7 @@ parts! {
     keys: Arc<Keyring>,
     outbox: Outbox,
     reconciler: Arc<Reconciler>,
+    replay: Arc<ReplayStore>,
     status: Arc<Status>,
     init: Arc<Init>,
     hooks: Arc<Hooks>,

@@ -93,6 +93,11 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Whether a Waggle database already exists in `dir` (an earlier run used this storage).
+    pub(crate) fn exists(dir: &Path) -> bool {
+        dir.join(FILE).exists()
+    }
+
     /// Opens (or creates) `dir/waggle.sqlite3` in WAL mode and applies the schema. The files are
     /// made owner-only first: SQLite creates the WAL and SHM files with the database file's mode.
     pub(crate) fn open(dir: &Path) -> anyhow::Result<Self> {

@@ -5,17 +5,17 @@
 //!
 //! Checks, failing closed in this order, one reason code each:
 //! - callbacks: our headers' shape and sizes → known key id (any live key within the rotation
-//!   overlap) → time window → MAC (constant time) → created after this process started → observed
-//!   path vs signed target → nonce never seen → (later, while the body is read by the forwarder)
-//!   `Content-Digest`;
+//!   overlap) → time window → MAC (constant time) → observed path vs signed target → signature
+//!   never spent → (later, while the body is read by the forwarder) `Content-Digest`;
 //! - key announcements: key id (only the CURRENT key may announce its successor) → time window →
-//!   MAC → created after start → body (at most 4 KiB) vs `Content-Digest` → nonce never seen.
+//!   MAC → body (at most 4 KiB) vs `Content-Digest` → signature never spent.
 //!
-//! Both share one replay cache, and the start rule keeps a restart from reopening it. Every refusal
+//! Both spend signatures in the one [`ReplayStore`], which records them durably before anything is
+//! forwarded, so neither a restart nor a crash reopens a replay window. Every refusal
 //! answers the same 401 `invalid_signature`; the reason goes to the log and the metrics only. For
 //! callbacks, failures are rate-limited with a token bucket that is consulted only after a
 //! verification failed, so a flood of forgeries never blocks a valid signature (429), and a full
-//! replay cache answers 503 rather than skip the check. The wire format itself is the configured
+//! (or unwritable) replay store answers 503 rather than skip the check. The wire format itself is the configured
 //! [`WireProfile`] (RFC 9421 today).
 
 use std::future::{Ready, ready};
@@ -37,7 +37,7 @@ use crate::headers;
 use crate::keys::Keyring;
 use crate::metrics::Metrics;
 use crate::nextcloud::target::{self, Target};
-use crate::nonce::{ReplayCache, ReplayError};
+use crate::replay::{ReplayError, ReplayKey, ReplayStore, Validity};
 use crate::signing::{self, Component, Message, Purpose, VerifyPolicy, WireProfile};
 
 /// Verbs the SaaS may use on `/nc` (directly under HaRP, or tunnelled as POST + override).
@@ -96,18 +96,22 @@ pub enum Rejection {
     /// The signature verification failed.
     #[error("signature refused: {0}")]
     Signature(signing::VerifyError),
-    /// Signed before this process started (a restart must not reopen a replay window).
-    #[error("signature created before the process started")]
-    BeforeStart,
+    /// Could have been used before an unclean host restart whose record of spent signatures may
+    /// be incomplete (see `replay`).
+    #[error("signature may have been used before an unclean restart")]
+    BeforeRestart,
     /// The path Waggle observed is not the signed target.
     #[error("observed path does not match the signed target")]
     PathMismatch,
     /// The nonce was seen before.
     #[error("nonce replayed")]
     Replayed,
-    /// The replay cache is full of live entries (503).
-    #[error("replay cache full")]
+    /// The replay store is full of live entries (503).
+    #[error("replay store full")]
     ReplayFull,
+    /// The replay store cannot record the signature (503).
+    #[error("replay store cannot write")]
+    ReplayStorage,
     /// The body does not match `Content-Digest`.
     #[error("body does not match Content-Digest")]
     DigestMismatch,
@@ -122,10 +126,11 @@ impl Rejection {
         match self {
             Self::Shape(r) => r,
             Self::Signature(e) => e.code(),
-            Self::BeforeStart => "sig_before_start",
+            Self::BeforeRestart => "sig_before_restart",
             Self::PathMismatch => "path_mismatch",
             Self::Replayed => "nonce_replayed",
             Self::ReplayFull => "replay_cache_full",
+            Self::ReplayStorage => "replay_store_unavailable",
             Self::DigestMismatch => "digest_mismatch",
             Self::BodyTooLarge => "body_too_large",
         }
@@ -136,7 +141,9 @@ impl From<ReplayError> for Rejection {
     fn from(e: ReplayError) -> Self {
         match e {
             ReplayError::Replayed => Self::Replayed,
+            ReplayError::BeforeRestart => Self::BeforeRestart,
             ReplayError::Full => Self::ReplayFull,
+            ReplayError::Storage => Self::ReplayStorage,
         }
     }
 }
@@ -200,17 +207,15 @@ impl FailureLimiter {
     }
 }
 
-/// The verifier every signed route shares, built once: keys, wire profile, replay cache, clock
+/// The verifier every signed route shares, built once: keys, wire profile, replay store, clock
 /// window and failure budget.
 #[derive(Debug)]
 pub(crate) struct SignatureVerifier {
     keys: Arc<Keyring>,
     profile: Arc<dyn WireProfile>,
-    replay: ReplayCache,
+    replay: Arc<ReplayStore>,
     limiter: FailureLimiter,
     metrics: Arc<Metrics>,
-    /// Unix seconds at process start.
-    started: u64,
     max_age: u64,
     max_future: u64,
 }
@@ -255,31 +260,26 @@ pub fn callback_method(wire: &Method, headers: &HeaderMap) -> Result<Method, Rej
 }
 
 impl SignatureVerifier {
-    /// A verifier with the configured window, replay capacity and failure budget. `started` is the
-    /// process start (unix seconds).
+    /// A verifier with the configured window and failure budget, spending signatures in `replay`.
     pub(crate) fn new(
         settings: &CallbackSettings,
-        started: u64,
+        replay: Arc<ReplayStore>,
         keys: Arc<Keyring>,
         profile: Arc<dyn WireProfile>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        // An entry must outlive every instant at which its signature could still pass the clock check.
-        let ttl = settings.max_age_secs + settings.max_future_secs + 1;
         Self {
             keys,
             profile,
-            replay: ReplayCache::new(settings.replay_capacity, ttl),
+            replay,
             limiter: FailureLimiter::new(settings.failure_burst, settings.failure_per_sec),
             metrics,
-            started,
             max_age: settings.max_age_secs,
             max_future: settings.max_future_secs,
         }
     }
 
-    /// Key id, window, MAC and the start rule, under `policy`; `current_only` admits only the key
-    /// that signs now.
+    /// Key id, window and MAC under `policy`; `current_only` admits only the key that signs now.
     fn verify_signature(
         &self,
         parts: &Parts,
@@ -294,11 +294,19 @@ impl SignatureVerifier {
             }
             self.keys.verification_key(id).map(|k| k.secret().to_vec())
         };
-        let verified = self.profile.verify(&message, &lookup, policy).map_err(Rejection::Signature)?;
-        if verified.created < self.started {
-            return Err(Rejection::BeforeStart);
-        }
-        Ok(verified)
+        self.profile.verify(&message, &lookup, policy).map_err(Rejection::Signature)
+    }
+
+    /// Spends a verified signature: `(keyid, nonce)` of Waggle's RFC 9421 profile, valid from its
+    /// `created` minus the allowed lead until the earlier of `expires` and `created` plus the
+    /// allowed age. Recorded durably before this returns.
+    fn spend(&self, verified: &signing::Verified, now: u64) -> Result<(), Rejection> {
+        let key = ReplayKey::new("rfc9421", &[verified.keyid.as_bytes(), verified.nonce.as_bytes()]);
+        let validity = Validity {
+            from: verified.created.saturating_sub(self.max_future),
+            until: verified.expires.min(verified.created.saturating_add(self.max_age)),
+        };
+        Ok(self.replay.spend(&key, validity, now)?)
     }
 
     /// Verifies a `/nc` callback, everything but the body digest. `observed` is the request path
@@ -322,7 +330,7 @@ impl SignatureVerifier {
         let method = callback_method(&parts.method, headers)?;
         let target = target::parse(raw_target).map_err(|_| Rejection::Shape("bad_target"))?;
 
-        // 2–4. Key id, time window, MAC (and the signature headers' own shape), then the start rule.
+        // 2–4. Key id, time window, MAC (and the signature headers' own shape).
         let mut policy = VerifyPolicy::callback(now, headers);
         policy.max_age = self.max_age;
         policy.max_future = self.max_future;
@@ -335,8 +343,9 @@ impl SignatureVerifier {
         if !target::observed_matches(observed, &target) {
             return Err(Rejection::PathMismatch);
         }
-        // 5. Replay: the nonce is spent only by a request whose MAC is valid.
-        self.replay.check_and_insert(&verified.keyid, &verified.nonce, now)?;
+        // 5. Replay: only a request whose MAC is valid spends its signature, durably, before
+        //    anything is forwarded.
+        self.spend(&verified, now)?;
         Ok(VerifiedCall {
             route: SignedRoute::Callback,
             user: user.to_owned(),
@@ -373,7 +382,7 @@ impl SignatureVerifier {
         if signing::verify_content_digest(digest_value, body).is_err() {
             return Err(Rejection::DigestMismatch);
         }
-        self.replay.check_and_insert(&verified.keyid, &verified.nonce, now)?;
+        self.spend(&verified, now)?;
         Ok(VerifiedCall {
             route: SignedRoute::KeyAnnounce,
             user: String::new(),
@@ -384,15 +393,21 @@ impl SignatureVerifier {
         })
     }
 
-    /// Counts and logs a refusal and decides the answer: 401 `invalid_signature`; for callbacks 503
-    /// when the replay cache is full and 429 once the failure budget is spent. The reason is never
-    /// returned.
+    /// Counts and logs a refusal and decides the answer: 401 `invalid_signature`; 503 when the
+    /// replay store is full or cannot write; for callbacks 429 once the failure budget is spent. The
+    /// reason is never returned.
     pub(crate) fn refuse(&self, route: SignedRoute, rejection: &Rejection) -> ApiError {
         let reason = rejection.reason();
         self.metrics.incr(&format!("{}{reason}", route.metric_prefix()));
-        if *rejection == Rejection::ReplayFull {
-            tracing::error!(reason, "replay cache full; refusing signed requests until entries expire");
-            return ApiError::Unavailable { code: "replay_cache_full", source: None };
+        match rejection {
+            Rejection::ReplayFull => {
+                tracing::error!(reason, "replay store full; refusing signed requests until entries expire");
+                return ApiError::Unavailable { code: "replay_cache_full", source: None };
+            }
+            Rejection::ReplayStorage => {
+                return ApiError::Unavailable { code: "replay_store_unavailable", source: None };
+            }
+            _ => {}
         }
         match route {
             SignedRoute::Callback if !self.limiter.allow_failure() => {
@@ -410,7 +425,7 @@ impl SignatureVerifier {
         }
     }
 
-    /// Live entries in the replay cache.
+    /// Live entries in the replay store.
     #[cfg(test)]
     pub(crate) fn replay_entries(&self) -> usize {
         self.replay.len()
@@ -527,9 +542,19 @@ mod tests {
         }
     }
 
-    fn verifier(started: u64) -> Arc<SignatureVerifier> {
+    fn verifier(replay: Arc<ReplayStore>) -> Arc<SignatureVerifier> {
         let profile: Arc<dyn WireProfile> = Arc::new(signing::Rfc9421);
-        Arc::new(SignatureVerifier::new(&settings(), started, Arc::new(keyring()), profile, Arc::default()))
+        Arc::new(SignatureVerifier::new(&settings(), replay, Arc::new(keyring()), profile, Arc::default()))
+    }
+
+    /// A replay store in a fresh directory (kept alive by the returned guard).
+    fn store(boot: &crate::replay::Boot, used: bool, now: u64) -> (Arc<ReplayStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (Arc::new(ReplayStore::open(dir.path(), 100, boot, used, now).unwrap()), dir)
+    }
+
+    fn this_boot() -> crate::replay::Boot {
+        crate::replay::Boot { id: Some("boot-a".into()), booted_at: Some(T - 3600) }
     }
 
     fn keyring() -> Keyring {
@@ -569,7 +594,8 @@ mod tests {
 
     #[test]
     fn the_time_window_edges_are_exact() {
-        let v = verifier(0);
+        let (replay, _dir) = store(&this_boot(), false, T);
+        let v = verifier(replay);
         let observed = "/ocs/v2.php/cloud/user";
         let nonce = |i: u32| format!("nonce-window-edge-{i:04}");
         // created 300 s ago: accepted; 301 s ago: refused.
@@ -587,18 +613,44 @@ mod tests {
     }
 
     #[test]
-    fn signatures_from_before_the_process_start_are_refused() {
-        let v = verifier(T);
-        let err = v
-            .verify_callback(&parts(T - 1, "nonce-before-start-0001"), "/ocs/v2.php/cloud/user", T)
-            .unwrap_err();
-        assert_eq!(err, Rejection::BeforeStart);
-        assert!(v.verify_callback(&parts(T, "nonce-before-start-0002"), "/ocs/v2.php/cloud/user", T).is_ok());
+    fn a_signature_spent_before_a_restart_stays_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let observed = "/ocs/v2.php/cloud/user";
+        // Signed 55 s ahead (inside the 60 s allowance), used once.
+        let ahead = parts(T + 55, "nonce-restart-ahead-0001");
+        let now = parts(T, "nonce-restart-now-00001");
+        {
+            let replay = Arc::new(ReplayStore::open(dir.path(), 100, &this_boot(), false, T).unwrap());
+            let v = verifier(replay);
+            assert!(v.verify_callback(&ahead, observed, T).is_ok());
+            assert!(v.verify_callback(&now, observed, T).is_ok());
+        }
+        // A restart within the same second, on the same kernel.
+        let replay = Arc::new(ReplayStore::open(dir.path(), 100, &this_boot(), true, T).unwrap());
+        let v = verifier(replay);
+        assert_eq!(v.verify_callback(&ahead, observed, T).unwrap_err(), Rejection::Replayed);
+        assert_eq!(v.verify_callback(&now, observed, T).unwrap_err(), Rejection::Replayed);
+        // A signature made before the restart but never used still passes.
+        assert!(v.verify_callback(&parts(T - 5, "nonce-restart-unused-01"), observed, T).is_ok());
+    }
+
+    #[test]
+    fn after_an_unclean_reboot_signatures_that_could_predate_it_are_refused() {
+        let booted = crate::replay::Boot { id: Some("boot-b".into()), booted_at: Some(T - 30) };
+        let dir = tempfile::tempdir().unwrap();
+        drop(ReplayStore::open(dir.path(), 100, &this_boot(), false, T - 40).unwrap());
+        let v = verifier(Arc::new(ReplayStore::open(dir.path(), 100, &booted, true, T).unwrap()));
+        let observed = "/ocs/v2.php/cloud/user";
+        // created − 60 ≤ boot + 1: an earlier process could have accepted it.
+        let err = v.verify_callback(&parts(T + 31, "nonce-reboot-early-0001"), observed, T).unwrap_err();
+        assert_eq!(err, Rejection::BeforeRestart);
+        assert!(v.verify_callback(&parts(T + 32, "nonce-reboot-late-00001"), observed, T).is_ok());
     }
 
     #[test]
     fn a_nonce_is_spent_only_by_a_valid_request_and_only_once() {
-        let v = verifier(0);
+        let (replay, _dir) = store(&this_boot(), false, T);
+        let v = verifier(replay);
         let mut forged = parts(T, "nonce-spent-once-0001");
         forged.headers.insert(headers::X_WAGGLE_USER, http::HeaderValue::from_static("bob"));
         assert!(v.verify_callback(&forged, "/ocs/v2.php/cloud/user", T).is_err());

@@ -133,9 +133,19 @@ fn signature_refusals_answer_401_then_429_and_503_for_a_full_replay_cache() {
     let settings = crate::config::Settings::load_from(&vars).unwrap();
     let keys = std::sync::Arc::new(crate::keys::Keyring::load(&settings));
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let replay = std::sync::Arc::new(
+        crate::replay::ReplayStore::open(
+            &dir.path().join("replay"),
+            10,
+            &crate::replay::Boot::default(),
+            false,
+            0,
+        )
+        .unwrap(),
+    );
     let v = SignatureVerifier::new(
         &settings.callback,
-        0,
+        replay,
         keys,
         std::sync::Arc::new(crate::signing::Rfc9421),
         metrics.clone(),
@@ -146,6 +156,12 @@ fn signature_refusals_answer_401_then_429_and_503_for_a_full_replay_cache() {
     assert_eq!(status(v.refuse(SignedRoute::Callback, &mismatch)).1, "rate_limited", "budget spent");
     assert_eq!(status(v.refuse(SignedRoute::KeyAnnounce, &mismatch)).1, "invalid_signature", "no budget");
     assert_eq!(status(v.refuse(SignedRoute::Callback, &Rejection::ReplayFull)).0.as_u16(), 503);
+    assert_eq!(
+        status(v.refuse(SignedRoute::Callback, &Rejection::ReplayStorage)),
+        (http::StatusCode::SERVICE_UNAVAILABLE, "replay_store_unavailable")
+    );
+    assert_eq!(status(v.refuse(SignedRoute::KeyAnnounce, &Rejection::ReplayStorage)).0.as_u16(), 503);
+    assert_eq!(status(v.refuse(SignedRoute::KeyAnnounce, &Rejection::BeforeRestart)).1, "invalid_signature");
     assert_eq!(metrics.get("nc_signature_failed_digest_mismatch"), 2);
     assert_eq!(metrics.get("key_announce_refused_digest_mismatch"), 1);
     let limited = v.refuse(SignedRoute::Callback, &mismatch).into_response();

@@ -17,6 +17,7 @@ mod nc_cli;
 mod nc_proxy;
 mod nextcloud31;
 mod php_proxy;
+mod replay;
 mod saas_proxy;
 mod saas_ws;
 mod spa;
