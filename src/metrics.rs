@@ -13,7 +13,14 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// Adds one to `name`.
     pub(crate) fn incr(&self, name: &str) {
-        *self.counters.lock().expect("metrics lock").entry(name.to_owned()).or_default() += 1;
+        let mut counters = self.counters.lock().expect("metrics lock");
+        // The name is copied only the first time it is counted.
+        match counters.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                counters.insert(name.to_owned(), 1);
+            }
+        }
     }
 
     /// The current value of `name`.

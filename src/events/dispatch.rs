@@ -2,16 +2,19 @@
 //! webhook (the SaaS client's `post_event`, Standard Webhooks headers), and acks only after a 2xx.
 //! Failures are retried on the configured schedule with ±20 % jitter, honouring `Retry-After`; other
 //! 4xx give up sooner; a 410 pauses delivery (persisted) and alerts; an event that exhausts its
-//! schedule is dead-lettered. [`Deliverer::run`] stops at shutdown; an in-flight event simply stays
-//! pending. [`Deliverer::step`] is one round, for callers that need determinism.
+//! schedule is dead-lettered. Deliveries run in a rolling window (`WAGGLE_EVENTS__CONCURRENCY`
+//! subjects at once, one event per subject) and their outcomes are recorded in group commits (see
+//! [`Deliverer::run`]). It stops at shutdown; an in-flight event simply stays pending.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng as _;
+use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use super::queue::{Outbox, Pending};
+use super::queue::{Outbox, Pending, Settle, Settlement};
 use crate::clock::now_ms;
 use crate::config::EventsSettings;
 use crate::keys::Keyring;
@@ -21,8 +24,6 @@ use crate::shutdown::Background;
 use crate::signing::webhooks::WebhookSecret;
 use crate::store::StoreError;
 
-/// The persisted flag set by a 410.
-pub(crate) const PAUSED: &str = "paused";
 /// Attempts allowed for a non-retryable 4xx before dead-lettering.
 const CLIENT_ERROR_ATTEMPTS: u32 = 3;
 
@@ -72,7 +73,7 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.8..1.2))
 }
 
-/// What one [`Deliverer::step`] did.
+/// What one refill (or one [`Deliverer::step`]) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
     /// Delivery is paused (a 410 until an admin resumes): nothing was sent.
@@ -95,6 +96,23 @@ pub(crate) struct Deliverer {
     settings: EventsSettings,
 }
 
+/// Deliveries in flight: at most one per subject, at most `concurrency` in all.
+#[derive(Debug, Default)]
+struct Flight {
+    tasks: JoinSet<Finished>,
+    /// Subjects with an event in flight or delivered but not yet settled.
+    subjects: HashSet<String>,
+}
+
+/// One attempt that has come back, not yet recorded.
+#[derive(Debug)]
+struct Finished {
+    subject: String,
+    settlement: Settlement,
+    /// For the log line and the counter once it is recorded.
+    status: Option<u16>,
+}
+
 impl Deliverer {
     /// A worker over these parts.
     pub(crate) fn new(
@@ -107,111 +125,190 @@ impl Deliverer {
         Self { outbox, saas, keys, metrics, settings }
     }
 
-    /// Runs until shutdown.
+    /// Runs until shutdown: a rolling window of deliveries. Whenever a slot is free it is refilled
+    /// from the due heads (subjects already in flight skipped); every attempt that has come back is
+    /// recorded in one transaction with the others that came back meanwhile (group commit), and only
+    /// then is its subject's next event eligible, so a subject stays in order even across a
+    /// `kill -9` (an attempt not yet recorded is simply sent again, with the same id).
     pub(crate) async fn run(self: Arc<Self>, background: Background) {
         let Some(url) = self.saas.events_url() else {
             tracing::warn!("no events URL (WAGGLE_EVENTS_URL or WAGGLE_SERVICE_URL); event delivery is off");
             return;
         };
         tracing::info!(url = %url, "event delivery started");
+        let window = self.settings.concurrency.max(1) as usize;
+        let mut flight = Flight::default();
+        let mut finished: Vec<Finished> = Vec::new();
         loop {
             if background.is_cancelled() {
                 break;
             }
-            let wait = match self.step().await {
-                Ok(Step::Attempted(_)) => continue,
-                Ok(Step::Idle(wait)) => wait,
-                Ok(Step::Paused | Step::NoKey) => self.settings.poll,
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "event delivery step failed");
-                    self.settings.poll
+            if !finished.is_empty() {
+                self.record(&mut flight, std::mem::take(&mut finished)).await;
+            }
+            let idle = if flight.tasks.len() < window {
+                match self.refill(&mut flight, window).await {
+                    Ok(Step::Idle(wait)) => wait,
+                    Ok(Step::Paused | Step::NoKey | Step::Attempted(_)) => self.settings.poll,
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "event delivery could not read the outbox");
+                        self.settings.poll
+                    }
                 }
+            } else {
+                self.settings.poll
             };
+            if flight.tasks.is_empty() {
+                let wait = idle;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = self.outbox.woken() => {}
+                    () = background.cancelled() => break,
+                }
+                continue;
+            }
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.outbox.woken() => {}
+                Some(done) = flight.tasks.join_next() => {
+                    finished.extend(done.ok());
+                    while let Some(done) = flight.tasks.try_join_next() {
+                        finished.extend(done.ok());
+                    }
+                }
                 () = background.cancelled() => break,
             }
+        }
+        // Attempts that came back before the stop are still recorded; those in flight stay pending.
+        if !finished.is_empty() {
+            self.record(&mut flight, finished).await;
         }
         tracing::info!("event delivery stopped");
     }
 
-    /// One round: deliver every due head in parallel.
+    /// One round for callers that need determinism (tests): fill the window, wait for every
+    /// attempt, record them.
+    #[cfg(test)]
     pub(crate) async fn step(self: &Arc<Self>) -> Result<Step, StoreError> {
-        let outbox = &self.outbox;
-        let poll = self.settings.poll;
-        if outbox.flag(PAUSED).await?.is_some() {
-            return Ok(Step::Paused);
+        let mut flight = Flight::default();
+        let step = self.refill(&mut flight, self.settings.concurrency.max(1) as usize).await?;
+        let mut finished = Vec::new();
+        while let Some(done) = flight.tasks.join_next().await {
+            finished.extend(done.ok());
         }
-        let secrets: Vec<WebhookSecret> =
+        self.record(&mut flight, finished).await;
+        Ok(step)
+    }
+
+    /// Starts deliveries for free slots. `Idle` says how long to sleep when nothing is in flight
+    /// and nothing was due.
+    async fn refill(self: &Arc<Self>, flight: &mut Flight, window: usize) -> Result<Step, StoreError> {
+        let poll = self.settings.poll;
+        let secrets: Arc<[WebhookSecret]> =
             self.keys.webhook_keys().iter().map(|k| WebhookSecret::new(k.secret().to_vec())).collect();
         if secrets.is_empty() {
             return Ok(Step::NoKey);
         }
-        let due = outbox.due(now_ms(), self.settings.concurrency).await?;
-        if due.is_empty() {
-            let next = outbox.next_due_at().await?;
-            let wait = next.map_or(poll, |at| {
-                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(poll)
-            });
-            return Ok(Step::Idle(wait));
-        }
-        let attempted = due.len();
-        let mut set = tokio::task::JoinSet::new();
+        let free = window - flight.tasks.len();
+        // The heads of subjects in flight come back too (they are not settled yet): ask for more.
+        let limit = u32::try_from(flight.tasks.len() + free).unwrap_or(u32::MAX);
+        let Some(due) = self.outbox.lease(now_ms(), limit).await? else {
+            return Ok(Step::Paused);
+        };
+        let mut started = 0;
         for event in due {
+            if started == free {
+                break;
+            }
+            if !flight.subjects.insert(event.subject.clone()) {
+                continue;
+            }
+            started += 1;
             let (this, secrets) = (self.clone(), secrets.clone());
             let span = tracing::info_span!("deliver", event.id = %event.id, event.type = %event.kind);
-            set.spawn(async move { this.deliver(&secrets, event).await }.instrument(span));
+            flight.tasks.spawn(async move { this.attempt(&secrets, event).await }.instrument(span));
         }
-        while let Some(done) = set.join_next().await {
-            done??;
+        if started > 0 || !flight.tasks.is_empty() {
+            return Ok(Step::Attempted(started));
         }
-        Ok(Step::Attempted(attempted))
+        let next = self.outbox.next_due_at().await?;
+        Ok(Step::Idle(
+            next.map_or(poll, |at| {
+                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(poll)
+            }),
+        ))
     }
 
-    async fn deliver(&self, secrets: &[WebhookSecret], event: Pending) -> Result<(), StoreError> {
-        let outbox = &self.outbox;
-        let (status, retry_after, error) =
-            match self.saas.post_event(&event.id, event.payload.clone(), secrets).await {
-                Ok(a) => (Some(a.status), a.retry_after, format!("HTTP {}", a.status)),
-                Err(crate::saas::SaasError::Timeout) => (None, None, "timeout".to_owned()),
-                Err(_) => (None, None, "connection failed".to_owned()),
-            };
+    /// One attempt: POST, then decide (nothing is recorded here).
+    async fn attempt(&self, secrets: &[WebhookSecret], event: Pending) -> Finished {
+        let (status, retry_after, error) = match self.saas.post_event(&event.id, event.payload, secrets).await
+        {
+            Ok(a) => (Some(a.status), a.retry_after, format!("HTTP {}", a.status)),
+            Err(crate::saas::SaasError::Timeout) => (None, None, "timeout".to_owned()),
+            Err(_) => (None, None, "connection failed".to_owned()),
+        };
         let attempts = event.attempts + 1;
-        let metrics = &self.metrics;
-        match decide(status, attempts, &self.settings.schedule, retry_after) {
-            Outcome::Delivered => {
-                outbox.ack(&event.id, now_ms()).await?;
-                metrics.incr("events_delivered");
-                tracing::debug!(attempts, "event delivered");
-            }
+        let outcome = match decide(status, attempts, &self.settings.schedule, retry_after) {
+            Outcome::Delivered => Settle::Delivered,
             Outcome::Retry(delay) => {
-                let next = now_ms() + i64::try_from(jitter(delay).as_millis()).unwrap_or(i64::MAX / 2);
-                outbox.reschedule(&event.id, attempts, next, status, &error).await?;
+                let next_ms = now_ms() + i64::try_from(jitter(delay).as_millis()).unwrap_or(i64::MAX / 2);
+                Settle::Retry { attempts, next_ms, status, error }
+            }
+            Outcome::Dead => Settle::Dead { attempts, status, error },
+            Outcome::Gone => Settle::Pause { attempts: event.attempts, status, error },
+        };
+        Finished { subject: event.subject, settlement: Settlement { id: event.id, outcome }, status }
+    }
+
+    /// Records attempts that came back, in one transaction, then frees their subjects. When the
+    /// store fails, nothing is recorded: the events stay pending and are sent again (same ids).
+    async fn record(&self, flight: &mut Flight, finished: Vec<Finished>) {
+        let settled: Vec<Settlement> = finished.iter().map(|f| f.settlement.clone()).collect();
+        let result = self.outbox.settle(settled, now_ms()).await;
+        for f in &finished {
+            flight.subjects.remove(&f.subject);
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %format!("{e:#}"), events = finished.len(), "cannot record deliveries; they will be sent again");
+            tokio::time::sleep(self.settings.poll).await;
+            return;
+        }
+        for f in finished {
+            self.report(&f);
+        }
+    }
+
+    /// The counter and the log line of one recorded attempt.
+    fn report(&self, f: &Finished) {
+        let metrics = &self.metrics;
+        let id = f.settlement.id.as_str();
+        match &f.settlement.outcome {
+            Settle::Delivered => {
+                metrics.incr("events_delivered");
+                tracing::debug!(event.id = id, status = f.status, "event delivered");
+            }
+            Settle::Retry { attempts, next_ms, error, .. } => {
                 metrics.incr("events_retried");
-                tracing::warn!(attempts, error = %error, delay_ms = delay.as_millis() as u64, "event delivery failed; will retry");
+                let delay_ms = (next_ms - now_ms()).max(0);
+                tracing::warn!(event.id = id, attempts, error = %error, delay_ms, "event delivery failed; will retry");
             }
-            Outcome::Dead => {
-                outbox.dead_letter(&event.id, attempts, status, &error, now_ms()).await?;
+            Settle::Dead { attempts, error, .. } => {
                 metrics.incr("events_dead_lettered");
-                tracing::error!(attempts, error = %error, "event delivery gave up; moved to the dead letters");
+                tracing::error!(event.id = id, attempts, error = %error, "event delivery gave up; moved to the dead letters");
             }
-            Outcome::Gone => {
-                outbox.reschedule(&event.id, event.attempts, now_ms(), status, &error).await?;
-                outbox.set_flag(PAUSED, Some("the events URL answered 410 Gone")).await?;
+            Settle::Pause { .. } => {
                 metrics.incr("events_paused");
                 tracing::error!(
+                    event.id = id,
                     "the events URL answered 410 Gone: delivery is paused until an admin resumes it"
                 );
             }
         }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::queue::PAUSED;
 
     fn schedule() -> Vec<Duration> {
         [5, 300, 1800].iter().map(|s| Duration::from_secs(*s)).collect()

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS delivery_state (
 );
 ";
 
+/// The persisted flag a 410 sets (delivery paused until an admin resumes it).
+pub(crate) const PAUSED: &str = "paused";
+
 /// How long delivered ids are remembered for dedupe (7 days, in ms).
 const DELIVERED_HORIZON_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -72,6 +75,51 @@ pub(crate) struct Pending {
     pub(crate) created_at: i64,
     /// Attempts so far.
     pub(crate) attempts: u32,
+}
+
+/// What became of one delivery attempt, as the outbox records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// 2xx: the event leaves the outbox; its id is remembered for dedupe.
+    Delivered,
+    /// Another attempt at `next_ms`.
+    Retry {
+        /// Attempts so far.
+        attempts: u32,
+        /// Unix ms of the next attempt.
+        next_ms: i64,
+        /// Last HTTP status, if any.
+        status: Option<u16>,
+        /// Last error text.
+        error: String,
+    },
+    /// The schedule is exhausted: moved to the dead letters.
+    Dead {
+        /// Attempts made.
+        attempts: u32,
+        /// Last HTTP status, if any.
+        status: Option<u16>,
+        /// Last error text.
+        error: String,
+    },
+    /// 410: the event stays due (attempts unchanged) and delivery is paused.
+    Pause {
+        /// Attempts so far (not counting the 410).
+        attempts: u32,
+        /// The status (410).
+        status: Option<u16>,
+        /// Last error text.
+        error: String,
+    },
+}
+
+/// The outcome of one event's attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settlement {
+    /// Event id.
+    pub(crate) id: String,
+    /// What to record.
+    pub(crate) outcome: Settle,
 }
 
 /// A dead-lettered event, for the admin list.
@@ -170,106 +218,59 @@ impl Outbox {
     }
 
     /// The due heads: for each subject its oldest pending event, if its time has come.
+    #[cfg(test)]
     pub(crate) async fn due(&self, now_ms: i64, limit: u32) -> Result<Vec<Pending>, StoreError> {
-        self.store
-            .with(move |c| {
-                // Walk due rows in time order (index `outbox_due`) and keep the heads of their subjects
-                // (index `outbox_subject`); stops after `limit`, instead of scanning the whole queue.
-                let mut stmt = c.prepare_cached(
-                    "SELECT o.id, o.subject, o.type, o.payload, o.created_at, o.attempts FROM outbox o
-                     WHERE o.next_attempt_at <= ?1
-                       AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subject = o.subject AND p.seq < o.seq)
-                     ORDER BY o.next_attempt_at, o.seq LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(params![now_ms, limit], |r| {
-                    Ok(Pending {
-                        id: r.get(0)?,
-                        subject: r.get(1)?,
-                        kind: r.get(2)?,
-                        payload: r.get(3)?,
-                        created_at: r.get(4)?,
-                        attempts: r.get(5)?,
-                    })
-                })?;
-                rows.collect()
-            })
-            .await
+        self.store.with(move |c| due_heads(c, now_ms, limit)).await
     }
 
-    /// When the next event becomes due (unix ms), if any is pending.
+    /// When the next event becomes due (unix ms), if any is pending: the earliest head, found by
+    /// walking the due index (`outbox_due`) from its start.
     pub(crate) async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
         self.store
             .with(|c| {
-                c.query_row(
-                    "SELECT MIN(o.next_attempt_at) FROM outbox o
-                     WHERE o.seq = (SELECT MIN(seq) FROM outbox WHERE subject = o.subject)",
-                    [],
-                    |r| r.get(0),
-                )
+                c.prepare_cached(
+                    "SELECT o.next_attempt_at FROM outbox o
+                     WHERE NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subject = o.subject AND p.seq < o.seq)
+                     ORDER BY o.next_attempt_at, o.seq LIMIT 1",
+                )?
+                .query_row([], |r| r.get(0))
+                .optional()
             })
             .await
     }
 
-    /// Records a successful delivery (after a 2xx only).
-    pub(crate) async fn ack(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
-        let id = id.to_owned();
+    /// The due heads, unless delivery is paused (then `None`): one store call for the worker's
+    /// refill.
+    pub(crate) async fn lease(&self, now_ms: i64, limit: u32) -> Result<Option<Vec<Pending>>, StoreError> {
+        self.store
+            .with(move |c| {
+                let paused = c
+                    .prepare_cached("SELECT 1 FROM delivery_state WHERE key = ?1")?
+                    .exists(params![PAUSED])?;
+                if paused {
+                    return Ok(None);
+                }
+                due_heads(c, now_ms, limit).map(Some)
+            })
+            .await
+    }
+
+    /// Records the outcomes of finished deliveries in ONE transaction (a group commit): acks
+    /// (the event leaves the outbox, its id is remembered for dedupe), retries, dead letters and a
+    /// pause. Delivered ids older than the dedupe horizon are pruned in the same transaction (an
+    /// index range on `delivered_at`). Returns once it is committed.
+    pub(crate) async fn settle(&self, settled: Vec<Settlement>, now_ms: i64) -> Result<(), StoreError> {
+        if settled.is_empty() {
+            return Ok(());
+        }
         self.store
             .with(move |c| {
                 let tx = c.transaction()?;
-                tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO delivered (id, delivered_at) VALUES (?1, ?2)",
-                    params![id, now_ms],
-                )?;
-                tx.execute(
-                    "DELETE FROM delivered WHERE delivered_at <= ?1",
-                    params![now_ms - DELIVERED_HORIZON_MS],
-                )?;
-                tx.commit()
-            })
-            .await
-    }
-
-    /// Schedules another attempt.
-    pub(crate) async fn reschedule(
-        &self,
-        id: &str,
-        attempts: u32,
-        next_ms: i64,
-        status: Option<u16>,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let (id, error) = (id.to_owned(), error.to_owned());
-        self.store
-            .with(move |c| {
-                c.execute(
-                    "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_status = ?4, last_error = ?5 WHERE id = ?1",
-                    params![id, attempts, next_ms, status, error],
-                )
-                .map(drop)
-            })
-            .await
-    }
-
-    /// Moves an event that exhausted its schedule to the dead-letter table.
-    pub(crate) async fn dead_letter(
-        &self,
-        id: &str,
-        attempts: u32,
-        status: Option<u16>,
-        error: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let (id, error) = (id.to_owned(), error.to_owned());
-        self.store
-            .with(move |c| {
-                let tx = c.transaction()?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO dead_letter (id, subject, type, payload, created_at, attempts, last_status, last_error, dead_at)
-                     SELECT id, subject, type, payload, created_at, ?2, ?3, ?4, ?5 FROM outbox WHERE id = ?1",
-                    params![id, attempts, status, error, now_ms],
-                )?;
-                tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
+                for s in &settled {
+                    settle_one(&tx, s, now_ms)?;
+                }
+                tx.prepare_cached("DELETE FROM delivered WHERE delivered_at <= ?1")?
+                    .execute(params![now_ms - DELIVERED_HORIZON_MS])?;
                 tx.commit()
             })
             .await
@@ -365,6 +366,63 @@ impl Outbox {
     }
 }
 
+/// The due heads, oldest first: walks due rows in time order (index `outbox_due`) and keeps the
+/// heads of their subjects (index `outbox_subject`); stops after `limit` instead of scanning the
+/// whole queue.
+fn due_heads(c: &Connection, now_ms: i64, limit: u32) -> rusqlite::Result<Vec<Pending>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT o.id, o.subject, o.type, o.payload, o.created_at, o.attempts FROM outbox o
+         WHERE o.next_attempt_at <= ?1
+           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subject = o.subject AND p.seq < o.seq)
+         ORDER BY o.next_attempt_at, o.seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now_ms, limit], |r| {
+        Ok(Pending {
+            id: r.get(0)?,
+            subject: r.get(1)?,
+            kind: r.get(2)?,
+            payload: r.get(3)?,
+            created_at: r.get(4)?,
+            attempts: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Records one outcome inside the settling transaction.
+fn settle_one(tx: &Transaction<'_>, s: &Settlement, now_ms: i64) -> rusqlite::Result<()> {
+    let reschedule = |attempts: u32, next_ms: i64, status: Option<u16>, error: &str| {
+        tx.prepare_cached(
+            "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_status = ?4, last_error = ?5 WHERE id = ?1",
+        )?
+        .execute(params![s.id, attempts, next_ms, status, error])
+    };
+    match &s.outcome {
+        Settle::Delivered => {
+            tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute(params![s.id])?;
+            tx.prepare_cached("INSERT OR REPLACE INTO delivered (id, delivered_at) VALUES (?1, ?2)")?
+                .execute(params![s.id, now_ms])?;
+        }
+        Settle::Retry { attempts, next_ms, status, error } => {
+            reschedule(*attempts, *next_ms, *status, error)?;
+        }
+        Settle::Dead { attempts, status, error } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO dead_letter (id, subject, type, payload, created_at, attempts, last_status, last_error, dead_at)
+                 SELECT id, subject, type, payload, created_at, ?2, ?3, ?4, ?5 FROM outbox WHERE id = ?1",
+            )?
+            .execute(params![s.id, attempts, status, error, now_ms])?;
+            tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute(params![s.id])?;
+        }
+        Settle::Pause { attempts, status, error } => {
+            reschedule(*attempts, now_ms, *status, error)?;
+            tx.prepare_cached("INSERT OR REPLACE INTO delivery_state (key, value) VALUES (?1, ?2)")?
+                .execute(params![PAUSED, "the events URL answered 410 Gone"])?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +431,10 @@ mod tests {
 
     fn ev(subject: &str, n: u32) -> Event {
         event("oc", EventType::UserUpdated, subject, &n.to_string(), &json!({"n": n}), 1)
+    }
+
+    fn settled(id: &str, outcome: Settle) -> Settlement {
+        Settlement { id: id.to_owned(), outcome }
     }
 
     async fn outbox() -> (tempfile::TempDir, Outbox) {
@@ -392,7 +454,7 @@ mod tests {
         let due = q.due(1000, 10).await.unwrap();
         assert_eq!(due.iter().map(|p| p.subject.as_str()).collect::<Vec<_>>(), ["user:a", "user:b"]);
         assert_eq!(due[0].id, ev("user:a", 1).id);
-        q.ack(&due[0].id, 1001).await.unwrap();
+        q.settle(vec![settled(&due[0].id, Settle::Delivered)], 1001).await.unwrap();
         let due = q.due(1001, 10).await.unwrap();
         assert!(
             due.iter().any(|p| p.id == ev("user:a", 2).id),
@@ -407,7 +469,8 @@ mod tests {
         let (_d, q) = outbox().await;
         q.enqueue(vec![ev("user:a", 1), ev("user:a", 2)], 1000).await.unwrap();
         let head = ev("user:a", 1).id;
-        q.reschedule(&head, 1, 5000, Some(503), "busy").await.unwrap();
+        let retry = Settle::Retry { attempts: 1, next_ms: 5000, status: Some(503), error: "busy".into() };
+        q.settle(vec![settled(&head, retry)], 1000).await.unwrap();
         assert!(q.due(4999, 10).await.unwrap().is_empty(), "the second event waits behind the first");
         assert_eq!(q.next_due_at().await.unwrap(), Some(5000));
         assert_eq!(q.due(5000, 10).await.unwrap()[0].attempts, 1);
@@ -418,7 +481,8 @@ mod tests {
         let (_d, q) = outbox().await;
         q.enqueue(vec![ev("user:a", 1)], 1000).await.unwrap();
         let id = ev("user:a", 1).id;
-        q.dead_letter(&id, 8, Some(500), "server error", 9000).await.unwrap();
+        let dead = Settle::Dead { attempts: 8, status: Some(500), error: "server error".into() };
+        q.settle(vec![settled(&id, dead)], 9000).await.unwrap();
         let stats = q.stats(9000).await.unwrap();
         assert_eq!((stats.depth, stats.dead_letters), (0, 1));
         let dl = q.dead_letters(10).await.unwrap();
@@ -432,6 +496,28 @@ mod tests {
         assert!(!q.replay(&id, 10_000).await.unwrap());
         let due = q.due(10_000, 10).await.unwrap();
         assert_eq!((due[0].id.as_str(), due[0].attempts), (id.as_str(), 0));
+    }
+
+    #[tokio::test]
+    async fn one_settlement_records_many_outcomes_and_a_pause_stops_leasing() {
+        let (_d, q) = outbox().await;
+        q.enqueue(vec![ev("user:a", 1), ev("user:a", 2), ev("user:b", 1), ev("user:c", 1)], 1000)
+            .await
+            .unwrap();
+        let heads = q.lease(1000, 10).await.unwrap().unwrap();
+        assert_eq!(heads.len(), 3, "one head per subject");
+        let (a, b, c) = (ev("user:a", 1).id, ev("user:b", 1).id, ev("user:c", 1).id);
+        let pause = Settle::Pause { attempts: 0, status: Some(410), error: "HTTP 410".into() };
+        q.settle(vec![settled(&a, Settle::Delivered), settled(&b, pause)], 1001).await.unwrap();
+        assert_eq!(q.lease(1001, 10).await.unwrap(), None, "paused");
+        q.set_flag(PAUSED, None).await.unwrap();
+        let heads = q.lease(1001, 10).await.unwrap().unwrap();
+        let ids: Vec<_> = heads.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, [ev("user:a", 2).id.as_str(), c.as_str(), b.as_str()], "in due order");
+        // Delivered ids are pruned once past the dedupe horizon.
+        q.settle(vec![settled(&c, Settle::Delivered)], 1002 + DELIVERED_HORIZON_MS).await.unwrap();
+        assert_eq!(q.enqueue(vec![ev("user:a", 1)], 1003 + DELIVERED_HORIZON_MS).await.unwrap(), 1);
+        assert_eq!(q.enqueue(vec![ev("user:c", 1)], 1003 + DELIVERED_HORIZON_MS).await.unwrap(), 0);
     }
 
     #[tokio::test]

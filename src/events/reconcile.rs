@@ -80,11 +80,31 @@ impl From<ReconcileError> for ApiError {
     }
 }
 
-/// The two directory listings a run pages through.
-#[derive(Debug, Clone, Copy)]
-enum Listing {
-    Groups,
-    Users,
+/// Reads pages from `offset` 0 with `fetch` until a short page, applying each with `apply` while
+/// the next one is fetched. Returns the items seen and the events the pages produced.
+async fn paged<T, F, A>(
+    fetch: impl Fn(usize) -> F,
+    apply: impl Fn(Vec<T>) -> A,
+) -> Result<(u64, u64), ReconcileError>
+where
+    F: Future<Output = Result<Vec<T>, DirectoryError>>,
+    A: Future<Output = Result<u64, StoreError>>,
+{
+    let (mut seen, mut events) = (0u64, 0u64);
+    let mut page = fetch(0).await?;
+    let mut offset = 0;
+    loop {
+        let n = page.len();
+        seen += n as u64;
+        if n < PAGE {
+            events += apply(page).await?;
+            return Ok((seen, events));
+        }
+        offset += n;
+        let (applied, next) = tokio::join!(apply(page), fetch(offset));
+        events += applied?;
+        page = next?;
+    }
 }
 
 /// Reconciliation's parts, built once.
@@ -142,9 +162,18 @@ impl Reconciler {
             source: if initial { "initial" } else { "reconcile" },
             at: u64::try_from(now_ms() / 1000).unwrap_or(0),
         };
-        // 1. Groups (so `group.created` precedes memberships), 2. users, page by page.
-        let (groups_seen, group_events) = self.paged(Listing::Groups, &admin, run, &stamp).await?;
-        let (users_seen, user_events) = self.paged(Listing::Users, &admin, run, &stamp).await?;
+        // 1. Groups (so `group.created` precedes memberships), then 2. users, page by page; the next
+        // page is read from Nextcloud while the current one is applied (at most two pages in memory).
+        let (groups_seen, group_events) = paged(
+            |offset| self.directory.groups(&admin, offset),
+            |page| self.snapshot.apply_groups(run, stamp.clone(), page),
+        )
+        .await?;
+        let (users_seen, user_events) = paged(
+            |offset| self.directory.users(&admin, offset),
+            |page| self.snapshot.apply_users(run, stamp.clone(), page),
+        )
+        .await?;
         // 3. What was not seen: memberships, users, then groups.
         let events = group_events + user_events + self.snapshot.remove_unseen(run, stamp).await?;
 
@@ -173,39 +202,6 @@ impl Reconciler {
         );
         *self.last.lock().expect("reconcile report lock") = Some(report.clone());
         Ok(report)
-    }
-
-    /// Pages through `listing` from offset 0 until a short page, applying each page as it arrives (so
-    /// memory holds one page); returns how many entries were seen and how many events they made.
-    async fn paged(
-        &self,
-        listing: Listing,
-        admin: &str,
-        run: i64,
-        stamp: &Stamp,
-    ) -> Result<(u64, u64), ReconcileError> {
-        let (mut seen, mut events, mut offset) = (0u64, 0u64, 0);
-        loop {
-            let n = match listing {
-                Listing::Groups => {
-                    let page = self.directory.groups(admin, offset).await?;
-                    let n = page.len();
-                    events += self.snapshot.apply_groups(run, stamp.clone(), page).await?;
-                    n
-                }
-                Listing::Users => {
-                    let page = self.directory.users(admin, offset).await?;
-                    let n = page.len();
-                    events += self.snapshot.apply_users(run, stamp.clone(), page).await?;
-                    n
-                }
-            };
-            seen += n as u64;
-            if n < PAGE {
-                return Ok((seen, events));
-            }
-            offset += n;
-        }
     }
 
     /// Reconciles one user (the webhook fast path). Falls back to a full run when the user is gone

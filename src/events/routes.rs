@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use super::dispatch::PAUSED;
 use super::queue::Outbox;
+use super::queue::PAUSED;
 use super::reconcile::Reconciler;
 use crate::auth::AppApiCaller;
 use crate::clock::now_ms;

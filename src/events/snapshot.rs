@@ -118,20 +118,20 @@ impl Snapshot {
                 let mut changes = vec![];
                 for gid in &page {
                     let known: Option<(bool, i64)> = tx
-                        .query_row("SELECT deleted, version FROM sync_groups WHERE gid = ?1", params![gid], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })
+                        .prepare_cached("SELECT deleted, version FROM sync_groups WHERE gid = ?1")?
+                        .query_row(params![gid], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()?;
                     match diff::group(known, gid) {
                         None => {
-                            tx.execute("UPDATE sync_groups SET seen_run = ?2 WHERE gid = ?1", params![gid, run])?;
+                            tx.prepare_cached("UPDATE sync_groups SET seen_run = ?2 WHERE gid = ?1")?
+                                .execute(params![gid, run])?;
                         }
                         Some((created, version)) => {
-                            tx.execute(
+                            tx.prepare_cached(
                                 "INSERT INTO sync_groups (gid, deleted, version, seen_run) VALUES (?1, 0, ?2, ?3)
                                  ON CONFLICT (gid) DO UPDATE SET deleted = 0, version = ?2, seen_run = ?3",
-                                params![gid, version, run],
-                            )?;
+                            )?
+                            .execute(params![gid, version, run])?;
                             changes.push(created);
                         }
                     }
@@ -188,35 +188,43 @@ fn apply_users(c: &mut Connection, run: i64, stamp: &Stamp, page: &[UserRecord])
     let mut changes = vec![];
     for u in page {
         let known: Option<KnownUser> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT display_name, email, enabled, deleted, version FROM sync_users WHERE uid = ?1",
-                params![u.uid],
-                |r| {
-                    Ok(KnownUser {
-                        display_name: r.get(0)?,
-                        email: r.get(1)?,
-                        enabled: r.get(2)?,
-                        deleted: r.get(3)?,
-                        version: r.get(4)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![u.uid], |r| {
+                Ok(KnownUser {
+                    display_name: r.get(0)?,
+                    email: r.get(1)?,
+                    enabled: r.get(2)?,
+                    deleted: r.get(3)?,
+                    version: r.get(4)?,
+                })
+            })
             .optional()?;
         let groups_before: BTreeSet<String> = {
             let mut stmt = tx.prepare_cached("SELECT gid FROM sync_members WHERE uid = ?1")?;
             stmt.query_map(params![u.uid], |r| r.get(0))?.collect::<Result<_, _>>()?
         };
         let d = diff::user(known.as_ref(), u, &groups_before);
-        tx.execute(
+        let unchanged = d.changes.is_empty() && known.as_ref().is_some_and(|k| !k.deleted);
+        if unchanged {
+            // The common case of a later run: only the mark that the user was seen.
+            tx.prepare_cached("UPDATE sync_users SET seen_run = ?2 WHERE uid = ?1")?
+                .execute(params![u.uid, run])?;
+            continue;
+        }
+        tx.prepare_cached(
             "INSERT INTO sync_users (uid, display_name, email, enabled, deleted, version, seen_run) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
              ON CONFLICT (uid) DO UPDATE SET display_name = ?2, email = ?3, enabled = ?4, deleted = 0, version = ?5, seen_run = ?6",
-            params![u.uid, u.display_name, u.email, u.enabled, d.version, run],
-        )?;
+        )?
+        .execute(params![u.uid, u.display_name, u.email, u.enabled, d.version, run])?;
         for gid in &d.joined {
-            tx.execute("INSERT OR IGNORE INTO sync_members (gid, uid) VALUES (?1, ?2)", params![gid, u.uid])?;
+            tx.prepare_cached("INSERT OR IGNORE INTO sync_members (gid, uid) VALUES (?1, ?2)")?
+                .execute(params![gid, u.uid])?;
         }
         for gid in &d.left {
-            tx.execute("DELETE FROM sync_members WHERE gid = ?1 AND uid = ?2", params![gid, u.uid])?;
+            tx.prepare_cached("DELETE FROM sync_members WHERE gid = ?1 AND uid = ?2")?
+                .execute(params![gid, u.uid])?;
         }
         changes.extend(d.changes);
     }

@@ -50,6 +50,13 @@ async fn drained(app: &TestApp) {
     wait_until("the outbox drains", SETTLE, async || app.queue_depth().await == 0).await;
 }
 
+/// Waits until `events_delivered` reaches `n` (counted once the outcome is committed, just after
+/// the queue shows it), and checks it does not overshoot.
+async fn counted(app: &TestApp, n: u64) {
+    wait_until("deliveries are counted", SETTLE, async || app.metric("events_delivered") >= n).await;
+    assert_eq!(app.metric("events_delivered"), n);
+}
+
 fn delivered_ids(saas: &Fake, status_ok: impl Fn(&Recorded) -> bool) -> Vec<String> {
     saas.requests_to(PATH)
         .iter()
@@ -77,7 +84,7 @@ async fn deliveries_carry_standard_webhooks_headers_and_verify_with_the_referenc
     // Acknowledged only after the 2xx: the queue empties.
     drained(&app).await;
     assert_eq!(app.queue_depth().await, 0);
-    assert_eq!(app.metric("events_delivered"), 1);
+    counted(&app, 1).await;
 }
 
 #[tokio::test]
@@ -168,4 +175,37 @@ async fn different_subjects_are_delivered_in_parallel() {
     drained(&app).await;
     assert_eq!(app.queue_depth().await, 0);
     assert!(saas.requests_to(PATH).len() == 2, "each delivered once, no timeout-induced retry");
+}
+
+#[tokio::test]
+async fn a_slow_delivery_holds_one_slot_of_the_window_not_the_others() {
+    // Window of 4; Alice's delivery hangs until 24 others have arrived. A worker that waits for its
+    // whole batch would stall behind Alice (5 s); a rolling window keeps 3 slots busy meanwhile.
+    let saas = fakes::saas::events_held_until_others("alice", 24).await;
+    let app = TestApp::builder()
+        .saas(&saas)
+        .env("WAGGLE_EVENTS__SCHEDULE_MS", "10")
+        .env("WAGGLE_EVENTS__POLL_MS", "50")
+        .env("WAGGLE_EVENTS__CONCURRENCY", "4")
+        .spawn()
+        .await;
+    let mut events = vec![user_event("alice", 1)];
+    for n in 1..=12 {
+        events.push(user_event("bob", n));
+        events.push(user_event(&format!("user{n}"), 1));
+    }
+    let bob: Vec<String> = events.iter().filter(|e| e.subject == "user:bob").map(|e| e.id.clone()).collect();
+    enqueue(&app, events).await;
+    // Well before Alice's 5 s hold could end by itself.
+    let log = saas.wait_for(Duration::from_secs(4), |l| l.len() >= 25).await;
+    let first_others = log.iter().take_while(|r| !String::from_utf8_lossy(&r.body).contains("alice")).count();
+    assert!(first_others < 4, "Alice's event was among the first sent");
+    let bob_seen: Vec<String> = log
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("\"bob\""))
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(bob_seen, bob, "one subject's events arrive once each, in order");
+    drained(&app).await;
+    counted(&app, 25).await;
 }

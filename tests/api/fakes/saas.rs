@@ -152,13 +152,19 @@ pub(crate) async fn events_sink_on(port: u16) -> Fake {
 /// A webhook where a delivery whose body mentions `held` waits (up to 5 s) until another delivery
 /// has arrived: both finish promptly only when they are delivered in parallel.
 pub(crate) async fn events_held_until_another(held: &'static str) -> Fake {
+    events_held_until_others(held, 1).await
+}
+
+/// A webhook where a delivery whose body mentions `held` waits (up to 5 s) until `others` other
+/// deliveries have arrived.
+pub(crate) async fn events_held_until_others(held: &'static str, others: u32) -> Fake {
     let saas = Fake::start().await;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     saas.on_async(Method::POST, EVENTS, None, move |r: Recorded| {
         let gate = gate.clone();
         async move {
             if String::from_utf8_lossy(&r.body).contains(held) {
-                let _ = tokio::time::timeout(Duration::from_secs(5), gate.acquire()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), gate.acquire_many(others)).await;
             } else {
                 gate.add_permits(1);
             }
